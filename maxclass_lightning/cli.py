@@ -1,0 +1,80 @@
+"""``python -m maxclass_lightning``: LightningCLI over ``ClassVisualizer`` with the seed's defaults."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from maxclass_lightning.errors import ConfigError
+from maxclass_lightning.module import ClassVisualizer
+
+#: Where runs go unless the config says otherwise: ``runs/<name>/version_<n>/``.
+DEFAULT_SAVE_DIR = "runs"
+DEFAULT_RUN_NAME = "maxclass"
+
+TRAINER_DEFAULTS = {
+    "max_steps": 200,
+    "log_every_n_steps": 10,
+    "logger": {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": DEFAULT_SAVE_DIR, "name": DEFAULT_RUN_NAME},
+    },
+}
+
+#: The seed's optimizer, spelled as a config so that the saved config.yaml shows it.
+OPTIMIZER_DEFAULT = {"class_path": "torch.optim.AdamW", "init_args": {"lr": 5.0, "weight_decay": 0.1}}
+IMAGE_DEFAULT = {"class_path": "maxclass_lightning.images.PixelImage"}
+
+
+def _silence_intended_warnings() -> None:
+    """Lightning messages that describe this app's design, not a problem in the user's run."""
+    # The loader yields a few integers per step from the main process: workers would only add
+    # startup time, and the length of its iterable dataset is exact with no workers.
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
+    # Raised inside Lightning's own code on this torch release; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+    # The frozen classifier is in eval mode on purpose (dropout off for the whole run).
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
+
+
+class _NoAdvertisements(logging.Filter):
+    """Drops Lightning's tips to install its cloud services: they say nothing about the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+class MaxClassCLI(LightningCLI):
+    """LightningCLI whose ``model.seed`` follows ``seed_everything``."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.set_defaults({"model.optimizer": OPTIMIZER_DEFAULT, "model.image": IMAGE_DEFAULT})
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        config.model.seed = int(config.seed_everything)
+
+
+def main(args: list[str] | None = None) -> None:
+    _silence_intended_warnings()
+    for handler in logging.getLogger("lightning.pytorch").handlers:
+        handler.addFilter(_NoAdvertisements())
+    try:
+        MaxClassCLI(
+            ClassVisualizer,
+            seed_everything_default=0,
+            trainer_defaults=TRAINER_DEFAULTS,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+            args=args,
+        )
+    except ConfigError as error:
+        if os.environ.get("MAXCLASS_DEBUG"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

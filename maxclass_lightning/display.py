@@ -1,0 +1,82 @@
+"""From optimized image to picture: the seed's display pipeline, grids and PNG files.
+
+The seed shows its result after a 2x bilinear upsample, ``adjust_sharpness(x, 0.0)`` (a 3x3
+smoothing that also clamps to [0, 1]) and a min-max stretch. Each image is stretched on its
+own, so a class's picture does not depend on the other classes of the run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+from torchvision.transforms.functional import adjust_sharpness
+from torchvision.utils import make_grid, save_image
+
+#: The seed's display settings.
+SEED_UPSAMPLE = 2.0
+SEED_SHARPNESS = 0.0
+
+#: Grid tiles are shrunk so that a grid of many classes stays a viewable size (pixels per side).
+GRID_MAX_SIDE = 4096
+
+
+@dataclass
+class Display:
+    """How an optimized image becomes a picture in [0, 1].
+
+    Args:
+        upsample: bilinear scale factor (the seed: 2); 1 keeps the optimized size.
+        sharpness: ``adjust_sharpness`` factor (the seed: 0.0, a smoothing); null skips it.
+        rescale: ``minmax`` stretches each image to [0, 1] (the seed); ``clamp`` shows values as
+            the classifier saw them, for parameterizations already in [0, 1].
+    """
+
+    upsample: float = SEED_UPSAMPLE
+    sharpness: float | None = SEED_SHARPNESS
+    rescale: Literal["minmax", "clamp"] = "minmax"
+
+    @torch.no_grad()
+    def __call__(self, images: Tensor) -> Tensor:
+        """[N, 3, H, W] in any range -> [N, 3, H * upsample, W * upsample] in [0, 1], float32."""
+        images = images.detach().float()
+        if self.upsample != 1:
+            images = F.interpolate(images, scale_factor=self.upsample, mode="bilinear")
+        if self.sharpness is not None:
+            images = adjust_sharpness(images, sharpness_factor=self.sharpness)
+        if self.rescale == "clamp":
+            return images.clamp(0, 1)
+        low = images.amin(dim=(1, 2, 3), keepdim=True)
+        high = images.amax(dim=(1, 2, 3), keepdim=True)
+        return (images - low) / (high - low).clamp_min(torch.finfo(images.dtype).tiny)
+
+
+def grid_columns(count: int) -> int:
+    """Columns of a near-square grid of ``count`` tiles."""
+    return math.ceil(math.sqrt(count))
+
+
+def grid_tiles(pictures: Tensor, count: int) -> Tensor:
+    """Pictures shrunk (never enlarged) so that a grid of ``count`` of them fits in ``GRID_MAX_SIDE`` pixels."""
+    side = min(pictures.shape[-1], GRID_MAX_SIDE // grid_columns(count))
+    if side == pictures.shape[-1]:
+        return pictures
+    return F.interpolate(pictures, size=(side, side), mode="bilinear", antialias=True)
+
+
+def grid(tiles: Tensor) -> Tensor:
+    """A near-square grid ``[3, H, W]`` of tiles ``[N, 3, h, w]`` in [0, 1], on white."""
+    return make_grid(tiles, nrow=grid_columns(len(tiles)), padding=2, pad_value=1.0)
+
+
+def save_png(picture: Tensor, path: Path) -> None:
+    """Write a [3, H, W] picture in [0, 1] as an 8-bit PNG, atomically, so no half-written file is left."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    save_image(picture, partial, format="png")
+    partial.replace(path)

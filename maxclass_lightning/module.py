@@ -1,0 +1,207 @@
+"""The LightningModule: class images as parameters, a frozen classifier, the negative class score as loss."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from lightning.pytorch import Callback, LightningModule
+from lightning.pytorch.cli import OptimizerCallable
+from torch import Tensor, nn
+from torchvision.transforms import v2
+from typing_extensions import override
+
+from maxclass_lightning import classifiers
+from maxclass_lightning.callbacks import ImageExport, ImageLogger
+from maxclass_lightning.data import step_loader
+from maxclass_lightning.display import Display
+from maxclass_lightning.errors import ConfigError
+from maxclass_lightning.images import ClassImages, ImageCallable, PixelImage
+
+#: The seed's optimizer: AdamW with a large step (pixels are unbounded) and weight decay, which
+#: keeps pixel values small and spreads features over the image.
+SEED_LEARNING_RATE = 5.0
+SEED_WEIGHT_DECAY = 0.1
+
+
+class ClassVisualizer(LightningModule):
+    """Optimizes one input image per class so that the frozen classifier's logit for it is maximal.
+
+    Args:
+        classes: ImageNet class indices or names (case-insensitive), or ``all``.
+        image_size: side of each optimized image, in pixels.
+        classifier: torchvision model name, or ``package.module:function`` returning an ``nn.Module``.
+        weights: torchvision weights name (``DEFAULT``, ``IMAGENET1K_V1``), path to a local state
+            dict, or null (a seeded random network; for a callable, its network as returned).
+        normalize: apply ImageNet mean/std before the classifier (the seed feeds the raw image).
+        image: the parameterization (default: ``PixelImage``, the seed's raw pixels).
+        optimizer: optimizer over the image parameters only (default: AdamW, lr 5.0, weight decay 0.1).
+        batch_size: images per classifier forward pass, to bound memory; null: all of a step's
+            work at once. It changes no result, only memory and speed.
+        display: how images become pictures (TensorBoard, PNG export).
+        seed: seed of the image initialization and augmentations; the CLI sets it from
+            ``seed_everything``.
+    """
+
+    def __init__(
+        self,
+        classes: int | str | list[int | str] = 259,
+        image_size: int = 256,
+        classifier: str = "vgg16",
+        weights: str | None = "DEFAULT",
+        normalize: bool = True,
+        image: ImageCallable | None = None,
+        optimizer: OptimizerCallable | None = None,
+        batch_size: int | None = None,
+        display: Display | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if image_size < 1:
+            raise ConfigError(f"model.image_size is {image_size}; give a positive number of pixels such as 224")
+        if batch_size is not None and batch_size < 1:
+            raise ConfigError(f"model.batch_size is {batch_size}; give a positive number of images or null")
+        self.save_hyperparameters()
+        self.classifier = classifiers.build_classifier(classifier, weights, seed=seed)
+        self.class_names = classifiers.class_names(classifier, self.classifier)
+        self.classes = classifiers.resolve_classes(classes, self.class_names)
+        #: per class of the run, its name in tags and file names: ``259_pomeranian``
+        self.tags = [f"{index}_{self.class_names[index].lower().replace(' ', '_')}" for index in self.classes]
+        self.register_buffer("class_indices", torch.tensor(self.classes), persistent=False)
+        self.normalize = (
+            v2.Normalize(classifiers.IMAGENET_MEAN, classifiers.IMAGENET_STD) if normalize else nn.Identity()
+        )
+        self.image: ClassImages = (image or PixelImage)(self.classes, image_size, seed)
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.display = display or Display()
+        self.views = 1
+
+    @override
+    def configure_callbacks(self) -> list[Callback]:
+        """TensorBoard snapshots and PNG export are on by default; ``trainer.callbacks`` entries of the
+        same type take their place."""
+        present = {type(callback) for callback in self.trainer.callbacks}
+        return [callback() for callback in (ImageLogger, ImageExport) if callback not in present]
+
+    @override
+    def train(self, mode: bool = True) -> ClassVisualizer:
+        """The classifier stays in eval mode whatever Lightning asks: its dropout must stay off."""
+        super().train(mode)
+        self.classifier.eval()
+        return self
+
+    def scores(self, images: Tensor) -> Tensor:
+        """Logits of the classifier for images in the parameterization's range, ``[K, classes]``."""
+        return self.classifier(self.normalize(images))
+
+    def _loss(self, work: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Negative target logit summed over ``work`` items (a mean over each class's views)."""
+        positions = work[:, 0]
+        logits = self.scores(self.image(positions))
+        target = logits.gather(1, self.class_indices[positions, None]).squeeze(1)
+        with torch.no_grad():
+            probability = logits.softmax(1).gather(1, self.class_indices[positions, None]).squeeze(1)
+            rank = (logits > target[:, None]).sum(1)
+        stats = {"score": target.detach(), "prob": probability, "rank": rank.float()}
+        return -target.sum() / self.views, stats
+
+    @override
+    def training_step(self, work: Tensor, batch_idx: int) -> Tensor:
+        """The loss over this process's work items, split into ``batch_size`` chunks.
+
+        Chunks before the last are differentiated on their own and their gradients added into
+        the last chunk's loss as ``(p * g).sum()`` terms: one backward pass (as DDP expects) with
+        the exact total gradient, holding one chunk's activations at a time.
+        """
+        parameters = [p for p in self.image.parameters() if p.requires_grad]
+        chunks = work.split(self.batch_size or max(len(work), 1))
+        earlier_loss = work.new_zeros((), dtype=torch.float32)
+        earlier_grads: list[Tensor] | None = None
+        chunk_stats = []
+        for chunk in chunks[:-1]:
+            loss, stats = self._loss(chunk)
+            grads = torch.autograd.grad(loss, parameters)
+            earlier_grads = list(grads) if earlier_grads is None else [a + g for a, g in zip(earlier_grads, grads)]
+            earlier_loss = earlier_loss + loss.detach()
+            chunk_stats.append(stats)
+        loss, stats = self._loss(chunks[-1])
+        chunk_stats.append(stats)
+        if earlier_grads is not None:
+            carried = sum((p * g).sum() for p, g in zip(parameters, earlier_grads))
+            loss = loss + earlier_loss + (carried - carried.detach())
+        self._log_step(work, loss.detach(), {key: torch.cat([s[key] for s in chunk_stats]) for key in stats})
+        # DDP averages gradients over processes, each of which computed a disjoint share of the
+        # items: scaling by the number of processes gives every image its single-device gradient.
+        return loss * self.trainer.world_size
+
+    def _is_log_step(self) -> bool:
+        step = self.global_step + 1
+        return step % self.trainer.log_every_n_steps == 0 or step == self.trainer.max_steps
+
+    def _log_step(self, work: Tensor, loss: Tensor, stats: dict[str, Tensor]) -> None:
+        """On logging steps only (no per-step host sync): loss, per-class score/prob/rank, image statistics."""
+        if not self._is_log_step():
+            return
+        strategy = self.trainer.strategy
+        per_class = torch.zeros(len(self.classes), len(stats), device=loss.device)
+        per_class.index_add_(0, work[:, 0], torch.stack(list(stats.values()), 1) / self.views)
+        per_class = strategy.reduce(per_class, reduce_op="sum")
+        total_loss = strategy.reduce(loss, reduce_op="sum")
+        metrics = {"loss": total_loss, "prob": per_class[:, 1].mean()}
+        self.log_dict(metrics, prog_bar=True, batch_size=1)
+        for column, name in enumerate(stats):
+            self.log_dict({f"{name}/{tag}": per_class[i, column] for i, tag in enumerate(self.tags)}, batch_size=1)
+        self.log_dict({f"image/{key}": value for key, value in self.image_statistics().items()}, batch_size=1)
+
+    @torch.no_grad()
+    def render(self, positions: Sequence[int] | None = None) -> Tensor:
+        """The current images of these class positions (all by default), ``[K, 3, size, size]``."""
+        if positions is None:
+            positions = range(len(self.classes))
+        return self.image(torch.as_tensor(list(positions), device=self.device)).detach()
+
+    @torch.no_grad()
+    def image_statistics(self) -> dict[str, Tensor]:
+        """Mean, std, min and max over all class images, rendered in chunks of ``batch_size``."""
+        chunk = self.batch_size or len(self.classes)
+        parts = [
+            self.render(range(start, min(start + chunk, len(self.classes))))
+            for start in range(0, len(self.classes), chunk)
+        ]
+        count = sum(p.numel() for p in parts)
+        mean = sum(p.double().sum() for p in parts) / count
+        variance = sum(((p.double() - mean) ** 2).sum() for p in parts) / count
+        return {
+            "mean": mean.float(),
+            "std": variance.sqrt().float(),
+            "min": torch.stack([p.min() for p in parts]).min(),
+            "max": torch.stack([p.max() for p in parts]).max(),
+        }
+
+    @override
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """The optimizer sees the image parameters alone: the classifier is not trained."""
+        if self.optimizer is None:
+            return torch.optim.AdamW(self.image.parameters(), lr=SEED_LEARNING_RATE, weight_decay=SEED_WEIGHT_DECAY)
+        return self.optimizer(self.image.parameters())
+
+    @override
+    def train_dataloader(self):
+        trainer = self.trainer
+        if trainer.max_steps is None or trainer.max_steps < 1:
+            raise ConfigError(f"trainer.max_steps is {trainer.max_steps}; give the number of optimizer steps, e.g. 200")
+        return step_loader(len(self.classes), self.views, trainer.max_steps, trainer.global_rank, trainer.world_size)
+
+    @override
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Checkpoints hold the images and optimizer state, not the frozen classifier (528 MB for VGG16):
+        it is rebuilt from the hyperparameters."""
+        state = checkpoint["state_dict"]
+        for key in [key for key in state if key.startswith("classifier.")]:
+            del state[key]
+
+    @override
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Put the rebuilt classifier's weights back so that strict loading still checks the images."""
+        checkpoint["state_dict"].update({f"classifier.{k}": v for k, v in self.classifier.state_dict().items()})
