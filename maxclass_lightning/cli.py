@@ -60,12 +60,13 @@ class MaxClassCLI(LightningCLI):
         config.model.seed = int(config.seed_everything)
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> MaxClassCLI:
+    """Parse ``args`` (default: the command line), run the subcommand; exit 2 on a usage error."""
     _silence_intended_warnings()
     for handler in logging.getLogger("lightning.pytorch").handlers:
         handler.addFilter(_NoAdvertisements())
     try:
-        MaxClassCLI(
+        return MaxClassCLI(
             ClassVisualizer,
             seed_everything_default=0,
             trainer_defaults=TRAINER_DEFAULTS,

@@ -1,0 +1,60 @@
+"""Shared helpers: run the real CLI in a subprocess or in-process, on a tiny random VGG16."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: A run small enough for 2 CPU cores: random (seeded) VGG16, 32 px, a few steps, no download.
+TINY = [
+    "--seed_everything=0",
+    "--trainer.accelerator=cpu",
+    "--trainer.max_steps=4",
+    "--trainer.log_every_n_steps=2",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+    "--model.image_size=32",
+    "--model.weights=null",
+    "--model.normalize=false",
+]
+
+
+def tiny_args(save_dir: Path, *extra: str) -> list[str]:
+    """``fit`` arguments for a tiny run writing under ``save_dir``."""
+    return ["fit", *TINY, f"--trainer.logger.init_args.save_dir={save_dir}", *extra]
+
+
+def run_module(args: list[str], cwd: Path = ROOT, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    """``python -m maxclass_lightning ARGS`` as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "maxclass_lightning", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+    )
+
+
+def run_dir(save_dir: Path, name: str = "maxclass") -> Path:
+    """The one run directory a run created under ``save_dir``."""
+    versions = sorted((save_dir / name).glob("version_*"))
+    assert len(versions) == 1, f"expected one run under {save_dir / name}, found {versions}"
+    return versions[0]
+
+
+@pytest.fixture
+def in_process_fit(tmp_path):
+    """Runs the CLI's ``fit`` in this process and returns the LightningCLI (model and trainer)."""
+    from maxclass_lightning.cli import main
+
+    def fit(*extra: str):
+        return main(tiny_args(tmp_path, *extra))
+
+    return fit
