@@ -9,6 +9,7 @@ import warnings
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from maxclass_lightning import evaluate
 from maxclass_lightning.errors import ConfigError
 from maxclass_lightning.module import ClassVisualizer
 
@@ -60,12 +61,20 @@ class MaxClassCLI(LightningCLI):
         config.model.seed = int(config.seed_everything)
 
 
-def main(args: list[str] | None = None) -> MaxClassCLI:
-    """Parse ``args`` (default: the command line), run the subcommand; exit 2 on a usage error."""
+def main(args: list[str] | None = None):
+    """Parse ``args`` (default: the command line), run the subcommand; exit 2 on a usage error.
+
+    ``evaluate`` is handled here, beside LightningCLI's Trainer subcommands (fit, validate, ...):
+    it scores pictures and needs no Trainer.
+    """
+    args = sys.argv[1:] if args is None else args
     _silence_intended_warnings()
     for handler in logging.getLogger("lightning.pytorch").handlers:
-        handler.addFilter(_NoAdvertisements())
+        if not any(isinstance(f, _NoAdvertisements) for f in handler.filters):
+            handler.addFilter(_NoAdvertisements())
     try:
+        if args[:1] == ["evaluate"]:
+            return evaluate.main(args[1:])
         return MaxClassCLI(
             ClassVisualizer,
             seed_everything_default=0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule
 from lightning.pytorch.cli import OptimizerCallable
@@ -11,12 +12,13 @@ from torch import Tensor, nn
 from torchvision.transforms import v2
 from typing_extensions import override
 
-from maxclass_lightning import classifiers
+from maxclass_lightning import classifiers, regularizers
 from maxclass_lightning.callbacks import ImageExport, ImageLogger
 from maxclass_lightning.data import step_loader
 from maxclass_lightning.display import Display
 from maxclass_lightning.errors import ConfigError
 from maxclass_lightning.images import ClassImages, ImageCallable, PixelImage
+from maxclass_lightning.transforms import Resize
 
 #: The seed's optimizer: AdamW with a large step (pixels are unbounded) and weight decay, which
 #: keeps pixel values small and spreads features over the image.
@@ -36,6 +38,11 @@ class ClassVisualizer(LightningModule):
         normalize: apply ImageNet mean/std before the classifier (the seed feeds the raw image).
         image: the parameterization (default: ``PixelImage``, the seed's raw pixels).
         optimizer: optimizer over the image parameters only (default: AdamW, lr 5.0, weight decay 0.1).
+        views: augmented views of each image scored per step (their mean score is maximized).
+        transforms: how a view is made (``RandomViews`` for transformation robustness); null:
+            the image itself, as the seed does.
+        regularizer_weights: per-image penalties added to the loss, by name: ``l2`` (mean squared
+            pixel value), ``total_variation``, ``blur`` (distance to its own 3x3 blur).
         batch_size: images per classifier forward pass, to bound memory; null: all of a step's
             work at once. It changes no result, only memory and speed.
         display: how images become pictures (TensorBoard, PNG export).
@@ -52,6 +59,9 @@ class ClassVisualizer(LightningModule):
         normalize: bool = True,
         image: ImageCallable | None = None,
         optimizer: OptimizerCallable | None = None,
+        views: int = 1,
+        transforms: nn.Module | None = None,
+        regularizer_weights: dict[str, float] | None = None,
         batch_size: int | None = None,
         display: Display | None = None,
         seed: int = 0,
@@ -59,6 +69,8 @@ class ClassVisualizer(LightningModule):
         super().__init__()
         if image_size < 1:
             raise ConfigError(f"model.image_size is {image_size}; give a positive number of pixels such as 224")
+        if views < 1:
+            raise ConfigError(f"model.views is {views}; give a positive number of views per image, e.g. 1 or 4")
         if batch_size is not None and batch_size < 1:
             raise ConfigError(f"model.batch_size is {batch_size}; give a positive number of images or null")
         self.save_hyperparameters()
@@ -73,9 +85,12 @@ class ClassVisualizer(LightningModule):
         )
         self.image: ClassImages = (image or PixelImage)(self.classes, image_size, seed)
         self.optimizer = optimizer
+        self.views = views
+        self.transforms = transforms or Resize()
+        self.regularizer_weights = regularizers.check(regularizer_weights or {})
         self.batch_size = batch_size
         self.display = display or Display()
-        self.views = 1
+        self.seed = seed
 
     @override
     def configure_callbacks(self) -> list[Callback]:
@@ -95,16 +110,29 @@ class ClassVisualizer(LightningModule):
         """Logits of the classifier for images in the parameterization's range, ``[K, classes]``."""
         return self.classifier(self.normalize(images))
 
+    def view_keys(self, work: Tensor) -> np.ndarray:
+        """(seed, class, view, step) of each work item: all that its random view may depend on."""
+        work = work.cpu().numpy()
+        keys = np.empty((len(work), 4), dtype=np.int64)
+        keys[:, 0] = self.seed
+        keys[:, 1] = np.asarray(self.classes)[work[:, 0]]
+        keys[:, 2] = work[:, 1]
+        keys[:, 3] = self.global_step
+        return keys
+
     def _loss(self, work: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Negative target logit summed over ``work`` items (a mean over each class's views)."""
+        """Negative target logit summed over ``work`` items (a mean over each class's views),
+        plus the weighted regularizers of each image."""
         positions = work[:, 0]
-        logits = self.scores(self.image(positions))
+        images = self.image(positions)
+        logits = self.scores(self.transforms(images, self.view_keys(work)))
         target = logits.gather(1, self.class_indices[positions, None]).squeeze(1)
         with torch.no_grad():
             probability = logits.softmax(1).gather(1, self.class_indices[positions, None]).squeeze(1)
             rank = (logits > target[:, None]).sum(1)
         stats = {"score": target.detach(), "prob": probability, "rank": rank.float()}
-        return -target.sum() / self.views, stats
+        penalty = regularizers.weighted(images, self.regularizer_weights).sum() / self.views
+        return penalty - target.sum() / self.views, stats
 
     @override
     def training_step(self, work: Tensor, batch_idx: int) -> Tensor:

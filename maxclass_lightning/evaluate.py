@@ -1,0 +1,139 @@
+"""``python -m maxclass_lightning evaluate``: score pictures with any classifier.
+
+It scores what the user sees: PNG files as read back from disk (8-bit, after the display
+pipeline), resized to the classifier's input size and normalized as it expects. A picture's
+target class comes from its exported name ``<index>_<name>.png`` or from ``--classes``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from jsonargparse import ArgumentParser
+from torch import Tensor, nn
+from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms import v2
+
+from maxclass_lightning import classifiers
+from maxclass_lightning.errors import ConfigError
+
+#: How many of the top classes count as a top-5 hit.
+TOP_K = 5
+
+_EXPORTED_NAME = re.compile(r"^(\d+)_")
+
+
+@dataclass
+class Score:
+    """How the classifier sees one picture of ``target``."""
+
+    path: str
+    target: int
+    name: str
+    probability: float
+    rank: int  # 1: the classifier's top class
+
+    @property
+    def top1(self) -> bool:
+        return self.rank == 1
+
+    @property
+    def top5(self) -> bool:
+        return self.rank <= TOP_K
+
+
+def picture_paths(inputs: list[str]) -> list[Path]:
+    """PNG files named by ``inputs``: files, or folders (their class PNGs, not grids)."""
+    paths = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            paths += sorted(p for p in path.glob("*.png") if _EXPORTED_NAME.match(p.name))
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise ConfigError(f"{item} does not exist; give PNG files or a run's images/ folder")
+    if not paths:
+        raise ConfigError(f"no class PNGs in {' '.join(inputs)}; give files or a folder of <index>_<name>.png")
+    return paths
+
+
+def target_classes(paths: list[Path], classes: list[int | str] | None, names: list[str]) -> list[int]:
+    """Each picture's target class: ``classes`` in order, or the index its exported name starts with."""
+    if classes is not None:
+        targets = classifiers.resolve_classes(classes, names)
+        if len(targets) != len(paths):
+            raise ConfigError(f"{len(targets)} classes for {len(paths)} pictures; give one class per picture")
+        return targets
+    targets = []
+    for path in paths:
+        match = _EXPORTED_NAME.match(path.name)
+        if not match:
+            raise ConfigError(f"cannot tell the class of {path.name}; name it <index>_<name>.png or pass --classes")
+        targets.append(classifiers.resolve_classes([int(match.group(1))], names)[0])
+    return targets
+
+
+def load_picture(path: Path, size: int) -> Tensor:
+    """A PNG as the classifier's input: RGB in [0, 1], ``[3, size, size]``."""
+    picture = decode_image(str(path), mode=ImageReadMode.RGB)
+    return v2.functional.resize(picture, [size, size], antialias=True).float() / 255
+
+
+@torch.no_grad()
+def score(
+    paths: list[Path], targets: list[int], network: nn.Module, names: list[str], size: int, normalize: bool
+) -> list[Score]:
+    """Target probability and rank of each picture under ``network``."""
+    preprocess = v2.Normalize(classifiers.IMAGENET_MEAN, classifiers.IMAGENET_STD) if normalize else nn.Identity()
+    scores = []
+    for path, target in zip(paths, targets):
+        logits = network(preprocess(load_picture(path, size))[None])[0]
+        probability = logits.softmax(0)[target].item()
+        rank = int((logits > logits[target]).sum()) + 1
+        scores.append(Score(str(path), target, names[target], probability, rank))
+    return scores
+
+
+def report(scores: list[Score]) -> str:
+    """One line per picture, then a summary line."""
+    lines = [f"{'class':<28} {'prob':>7} {'top1':>5} {'top5':>5} {'rank':>5}"]
+    for s in scores:
+        lines.append(f"{f'{s.target} {s.name}':<28} {s.probability:7.3f} {s.top1!s:>5} {s.top5!s:>5} {s.rank:>5}")
+    count = len(scores)
+    mean = sum(s.probability for s in scores) / count
+    lines.append(
+        f"summary: {count} pictures, top-1 {sum(s.top1 for s in scores)}/{count}, "
+        f"top-5 {sum(s.top5 for s in scores)}/{count}, mean target probability {mean:.3f}"
+    )
+    return "\n".join(lines)
+
+
+def parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m maxclass_lightning evaluate", description=__doc__)
+    parser.add_argument("pictures", nargs="+", help="PNG files, or a run's images/ folder")
+    parser.add_argument("--classifier", default="vgg16", help="torchvision model name or package.module:function")
+    parser.add_argument("--weights", type=str | None, default="DEFAULT", help="weights name, .pth path, or null")
+    parser.add_argument("--classes", type=list[int | str] | None, default=None, help="one class per picture")
+    parser.add_argument("--image_size", type=int, default=224, help="classifier input side, in pixels")
+    parser.add_argument("--normalize", type=bool, default=True, help="ImageNet mean/std before the classifier")
+    parser.add_argument("--json", type=str | None, default=None, help="also write the scores to this file")
+    return parser
+
+
+def main(args: list[str]) -> list[Score]:
+    config = parser().parse_args(args)
+    paths = picture_paths(config.pictures)
+    network = classifiers.build_classifier(config.classifier, config.weights)
+    names = classifiers.class_names(config.classifier, network)
+    targets = target_classes(paths, config.classes, names)
+    scores = score(paths, targets, network, names, config.image_size, config.normalize)
+    print(report(scores))
+    if config.json:
+        records = [{**asdict(s), "top1": s.top1, "top5": s.top5} for s in scores]
+        Path(config.json).write_text(json.dumps(records, indent=2))
+    return scores
