@@ -20,6 +20,8 @@ DEFAULT_RUN_NAME = "maxclass"
 TRAINER_DEFAULTS = {
     "max_steps": 200,
     "log_every_n_steps": 10,
+    # The module logs its hyperparameters itself, with the optimizer and step count (run_summary).
+    "enable_autolog_hparams": False,
     "logger": {
         "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
         "init_args": {"save_dir": DEFAULT_SAVE_DIR, "name": DEFAULT_RUN_NAME},

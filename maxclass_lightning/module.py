@@ -164,11 +164,17 @@ class ClassVisualizer(LightningModule):
         return loss * self.trainer.world_size
 
     def _is_log_step(self) -> bool:
-        step = self.global_step + 1
-        return step % self.trainer.log_every_n_steps == 0 or step == self.trainer.max_steps
+        """Every ``trainer.log_every_n_steps`` steps, the first and the last."""
+        step = self.global_step
+        return step % self.trainer.log_every_n_steps == 0 or step + 1 == self.trainer.max_steps
 
     def _log_step(self, work: Tensor, loss: Tensor, stats: dict[str, Tensor]) -> None:
-        """On logging steps only (no per-step host sync): loss, per-class score/prob/rank, image statistics."""
+        """On logging steps only (no per-step host sync): loss, per-class score/prob/rank, image statistics.
+
+        Values describe the images after ``global_step`` optimizer steps and are logged at that
+        step, like the image snapshots. They go to the loggers directly, not through ``self.log``,
+        so that the last step is logged too.
+        """
         if not self._is_log_step():
             return
         strategy = self.trainer.strategy
@@ -176,11 +182,45 @@ class ClassVisualizer(LightningModule):
         per_class.index_add_(0, work[:, 0], torch.stack(list(stats.values()), 1) / self.views)
         per_class = strategy.reduce(per_class, reduce_op="sum")
         total_loss = strategy.reduce(loss, reduce_op="sum")
-        metrics = {"loss": total_loss, "prob": per_class[:, 1].mean()}
-        self.log_dict(metrics, prog_bar=True, batch_size=1)
-        for column, name in enumerate(stats):
-            self.log_dict({f"{name}/{tag}": per_class[i, column] for i, tag in enumerate(self.tags)}, batch_size=1)
-        self.log_dict({f"image/{key}": value for key, value in self.image_statistics().items()}, batch_size=1)
+        mean_probability = per_class[:, 1].mean()
+        self.log_dict({"loss": total_loss, "prob": mean_probability}, prog_bar=True, logger=False, batch_size=1)
+        metrics = {"loss": total_loss.item(), "hp_metric": mean_probability.item()}
+        for column, values in zip(stats, per_class.T.tolist()):
+            metrics.update({f"{column}/{tag}": value for tag, value in zip(self.tags, values)})
+        metrics.update({f"image/{key}": value.item() for key, value in self.image_statistics().items()})
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=self.global_step)
+
+    def run_summary(self) -> dict[str, int | float | str | bool | None]:
+        """What defines this run, for TensorBoard's hyperparameter view and hparams.yaml."""
+        optimizer = self.trainer.optimizers[0]
+        group = optimizer.param_groups[0]
+        shown = self.tags if len(self.tags) <= 16 else [*self.tags[:16], f"... {len(self.tags)} classes"]
+        return {
+            "classes": ", ".join(shown),
+            "num_classes": len(self.classes),
+            "image_size": self.hparams.image_size,
+            "classifier": self.hparams.classifier,
+            "weights": str(self.hparams.weights),
+            "normalize": self.hparams.normalize,
+            "image": type(self.image).__name__,
+            "optimizer": type(optimizer).__name__,
+            "lr": group["lr"],
+            "weight_decay": group.get("weight_decay", 0.0),
+            "views": self.views,
+            "transforms": type(self.transforms).__name__,
+            "batch_size": self.batch_size,
+            "max_steps": self.trainer.max_steps,
+            "devices": self.trainer.world_size,
+            "precision": str(self.trainer.precision),
+            "seed": self.seed,
+        }
+
+    @override
+    def on_train_start(self) -> None:
+        """Hyperparameters are logged once, here, where the optimizer and trainer are known."""
+        for logger in self.loggers:
+            logger.log_hyperparams(self.run_summary())
 
     @torch.no_grad()
     def render(self, positions: Sequence[int] | None = None) -> Tensor:
