@@ -39,12 +39,14 @@ class ImageExport(Callback):
         self.dirname = dirname
 
     @override
-    @rank_zero_only
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.export(trainer, pl_module)
-
-    def export(self, trainer: Trainer, pl_module: LightningModule) -> Path:
+        # trainer.log_dir is a collective call under DDP: every rank asks, rank 0 writes.
         folder = Path(trainer.log_dir or trainer.default_root_dir) / self.dirname
+        if trainer.is_global_zero:
+            self.export(pl_module, folder)
+
+    def export(self, pl_module: LightningModule, folder: Path) -> Path:
+        """Write every class picture and the grid into ``folder``."""
         tiles = []
         for positions, batch in pictures(pl_module):
             for position, picture in zip(positions, batch):
