@@ -17,7 +17,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from typing_extensions import override
 
-from maxclass_lightning.display import grid, grid_tiles, save_png
+from maxclass_lightning.display import contact_sheet, grid, grid_tiles, save_png
 
 #: Images per render-and-display pass when exporting, bounding memory for 1000-class runs.
 EXPORT_CHUNK = 16
@@ -32,8 +32,9 @@ def pictures(module: LightningModule, chunk: int = EXPORT_CHUNK) -> Iterator[tup
 
 
 class ImageExport(Callback):
-    """Writes ``images/<index>_<name>.png`` per class and ``images/grid.png`` in the run directory
-    when fit ends, through the module's display pipeline."""
+    """Writes ``images/<index>_<name>.png`` per class, ``images/grid.png`` and a labelled
+    ``images/contact_sheet.png`` in the run directory when fit ends, through the module's display
+    pipeline."""
 
     def __init__(self, dirname: str = "images") -> None:
         self.dirname = dirname
@@ -52,7 +53,10 @@ class ImageExport(Callback):
             for position, picture in zip(positions, batch):
                 save_png(picture, folder / f"{pl_module.tags[position]}.png")
             tiles.append(grid_tiles(batch, len(pl_module.classes)))
-        save_png(grid(torch.cat(tiles)), folder / "grid.png")
+        tiles = torch.cat(tiles)
+        save_png(grid(tiles), folder / "grid.png")
+        labels = [f"{index} {pl_module.class_names[index]}" for index in pl_module.classes]
+        save_png(contact_sheet(tiles, labels), folder / "contact_sheet.png")
         return folder
 
 

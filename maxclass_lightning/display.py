@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 from torch.nn import functional as F
-from torchvision.transforms.functional import adjust_sharpness
+from torchvision.transforms.functional import adjust_sharpness, to_pil_image
 from torchvision.utils import make_grid, save_image
 
 #: The seed's display settings.
@@ -24,6 +25,12 @@ SEED_SHARPNESS = 0.0
 
 #: Grid tiles are shrunk so that a grid of many classes stays a viewable size (pixels per side).
 GRID_MAX_SIDE = 4096
+
+#: Contact sheet layout, in pixels: white space between tiles, and label font size as a fraction
+#: of the tile side with a floor that stays legible.
+TILE_GAP = 4
+LABEL_FONT_DIVISOR = 12
+LABEL_MIN_FONT = 10
 
 
 @dataclass
@@ -74,9 +81,32 @@ def grid(tiles: Tensor) -> Tensor:
     return make_grid(tiles, nrow=grid_columns(len(tiles)), padding=2, pad_value=1.0)
 
 
-def save_png(picture: Tensor, path: Path) -> None:
+def contact_sheet(tiles: Tensor, labels: list[str]) -> Image.Image:
+    """The grid's tiles with each label written under its tile, on white (Pillow draws the text)."""
+    count, _, side, _ = tiles.shape
+    columns = grid_columns(count)
+    rows = math.ceil(count / columns)
+    font = ImageFont.load_default(size=max(LABEL_MIN_FONT, side // LABEL_FONT_DIVISOR))
+    label_height = int(font.size * 1.5)
+    cell_width, cell_height = side + TILE_GAP, side + label_height + TILE_GAP
+    sheet = Image.new("RGB", (columns * cell_width + TILE_GAP, rows * cell_height + TILE_GAP), "white")
+    draw = ImageDraw.Draw(sheet)
+    for index, (tile, label) in enumerate(zip(tiles, labels)):
+        left = TILE_GAP + (index % columns) * cell_width
+        top = TILE_GAP + (index // columns) * cell_height
+        sheet.paste(to_pil_image(tile), (left, top))
+        while len(label) > 1 and draw.textlength(label, font=font) > side:
+            label = label[:-1]
+        draw.text((left + side / 2, top + side + label_height / 2), label, fill="black", font=font, anchor="mm")
+    return sheet
+
+
+def save_png(picture: Tensor | Image.Image, path: Path) -> None:
     """Write a [3, H, W] picture in [0, 1] as an 8-bit PNG, atomically, so no half-written file is left."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    save_image(picture, partial, format="png")
+    if isinstance(picture, Image.Image):
+        picture.save(partial, format="png")
+    else:
+        save_image(picture, partial, format="png")
     partial.replace(path)

