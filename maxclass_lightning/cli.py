@@ -33,8 +33,15 @@ OPTIMIZER_DEFAULT = {"class_path": "torch.optim.AdamW", "init_args": {"lr": 5.0,
 IMAGE_DEFAULT = {"class_path": "maxclass_lightning.images.PixelImage"}
 
 
-def _silence_intended_warnings() -> None:
-    """Lightning messages that describe this app's design, not a problem in the user's run."""
+class _NoAdvertisements(logging.Filter):
+    """Drops Lightning's tips to install its cloud services: they say nothing about the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning messages that describe this app's design, not a problem in the user's run."""
     # The loader yields a few integers per step from the main process: workers would only add
     # startup time, and the length of its iterable dataset is exact with no workers.
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
@@ -43,13 +50,9 @@ def _silence_intended_warnings() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
     # The frozen classifier is in eval mode on purpose (dropout off for the whole run).
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
-
-
-class _NoAdvertisements(logging.Filter):
-    """Drops Lightning's tips to install its cloud services: they say nothing about the run."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip")
+    for handler in logging.getLogger("lightning.pytorch").handlers:
+        if not any(isinstance(f, _NoAdvertisements) for f in handler.filters):
+            handler.addFilter(_NoAdvertisements())
 
 
 class MaxClassCLI(LightningCLI):
@@ -70,10 +73,7 @@ def main(args: list[str] | None = None):
     it scores pictures and needs no Trainer.
     """
     args = sys.argv[1:] if args is None else args
-    _silence_intended_warnings()
-    for handler in logging.getLogger("lightning.pytorch").handlers:
-        if not any(isinstance(f, _NoAdvertisements) for f in handler.filters):
-            handler.addFilter(_NoAdvertisements())
+    quiet_lightning()
     try:
         if args[:1] == ["evaluate"]:
             return evaluate.main(args[1:])

@@ -43,6 +43,7 @@ class StepWork(IterableDataset):
 
 def step_loader(num_classes: int, views: int, steps: int, rank: int, world_size: int) -> DataLoader:
     """A loader of ``steps`` batches, each this process's ``[K, 2]`` work items (no collation, no workers:
-    the items are a few integers, made in the main process)."""
+    the items are a few integers, made in the main process). Pinned where CUDA is, so that moving
+    them to the GPU each step does not wait for it."""
     items = shard(work_items(num_classes, views), rank, world_size)
-    return DataLoader(StepWork(items, steps), batch_size=None, num_workers=0)
+    return DataLoader(StepWork(items, steps), batch_size=None, num_workers=0, pin_memory=torch.cuda.is_available())

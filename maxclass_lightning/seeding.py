@@ -10,8 +10,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
 
 def stream_seed(*keys: int) -> int:
     """A 63-bit seed mixing ``keys`` (numpy's SeedSequence hashes them; nearby keys give unrelated seeds)."""
@@ -23,24 +21,41 @@ def generator(*keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(stream_seed(*keys))
 
 
-def _splitmix64(state: np.ndarray) -> np.ndarray:
-    """SplitMix64's finalizer, elementwise on uint64 (wrapping arithmetic)."""
-    state = state + np.uint64(0x9E3779B97F4A7C15)
-    state = (state ^ (state >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    state = (state ^ (state >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return state ^ (state >> np.uint64(31))
+def _signed(constant: int) -> int:
+    """A 64-bit unsigned constant as the int64 with the same bits (torch has no uint64 arithmetic)."""
+    return constant - (1 << 64) if constant >= 1 << 63 else constant
 
 
-def keyed_uniform(keys: np.ndarray, count: int) -> torch.Tensor:
-    """``count`` U[0, 1) draws for each row of integer ``keys`` ([K, m] -> float64 [K, count]).
+_GOLDEN = _signed(0x9E3779B97F4A7C15)
+_MIX1 = _signed(0xBF58476D1CE4E5B9)
+_MIX2 = _signed(0x94D049BB133111EB)
+
+
+def _shift_right(state: torch.Tensor, bits: int) -> torch.Tensor:
+    """Logical right shift of int64 bit patterns (torch's ``>>`` is arithmetic on negatives)."""
+    return (state >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def _splitmix64(state: torch.Tensor) -> torch.Tensor:
+    """SplitMix64's finalizer on int64 bit patterns; int64 multiplication wraps like uint64."""
+    state = state + _GOLDEN
+    state = (state ^ _shift_right(state, 30)) * _MIX1
+    state = (state ^ _shift_right(state, 27)) * _MIX2
+    return state ^ _shift_right(state, 31)
+
+
+def keyed_uniform(keys: torch.Tensor, count: int) -> torch.Tensor:
+    """``count`` U[0, 1) draws for each row of integer ``keys`` ([K, m] -> float64 [K, count]), on
+    the keys' device.
 
     Written by hand because torch and numpy generators are one object per stream, and a step of a
-    1000-class run needs thousands of streams: this hashes all rows at once, a few microseconds.
+    1000-class run needs thousands of streams: this hashes all rows at once, on the device where
+    the views are made, with no transfer to the host. Integer hashing gives the same bits on any
+    device.
     """
-    with np.errstate(over="ignore"):
-        state = np.zeros(len(keys), dtype=np.uint64)
-        for column in np.asarray(keys, dtype=np.int64).T:
-            state = _splitmix64(state ^ column.astype(np.uint64))
-        draws = [_splitmix64(state + np.uint64(index + 1)) for index in range(count)]
-    bits = np.stack(draws, axis=1) >> np.uint64(11)  # the 53 bits a float64 mantissa holds
-    return torch.from_numpy(bits.astype(np.float64) / float(2**53))
+    keys = torch.as_tensor(keys, dtype=torch.int64)
+    state = torch.zeros(len(keys), dtype=torch.int64, device=keys.device)
+    for column in keys.T:
+        state = _splitmix64(state ^ column)
+    draws = torch.stack([_splitmix64(state + index + 1) for index in range(count)], dim=1)
+    return _shift_right(draws, 11).double() / float(2**53)  # the 53 bits a float64 mantissa holds

@@ -85,6 +85,7 @@ def test_two_ddp_processes_split_the_work_and_match_one_process(single_process, 
         "1_goldfish.png",
         "259_pomeranian.png",
         "948_granny_smith.png",
+        "contact_sheet.png",
         "grid.png",
     ]
     assert len(list((tmp_path / "ddp" / "maxclass").iterdir())) == 1

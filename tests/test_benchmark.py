@@ -1,0 +1,67 @@
+"""The benchmark runs end to end and prints its table; each speed option keeps the images."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from maxclass_lightning import benchmark
+
+
+def test_benchmark_prints_a_row_per_setting(capsys):
+    rows = benchmark.main(["--sizes", "32", "--batches", "1", "2", "--steps", "2", "--warmup", "1"])
+    printed = capsys.readouterr().out
+    assert "plain step/s" in printed and "app/plain time" in printed
+    assert [(r["size"], r["batch"]) for r in rows] == [(32, 1), (32, 2)]
+    for row in rows:
+        assert row["plain_steps_per_s"] > 0 and row["app_steps_per_s"] > 0
+        assert math.isfinite(row["ratio"]) and row["startup_s"] >= 0
+        assert row["app_images_steps_per_s"] == row["batch"] * row["app_steps_per_s"]
+
+
+def test_benchmark_help_lists_its_options(capsys):
+    try:
+        benchmark.main(["--help"])
+    except SystemExit as exit:
+        assert exit.code == 0
+    assert "--precision" in capsys.readouterr().out
+
+
+SPEED_ARGS = ["--model.classes=[259,1]", "--trainer.max_steps=3", "--trainer.enable_checkpointing=false"]
+
+
+def _images(in_process_fit, *extra):
+    return in_process_fit(*SPEED_ARGS, *extra).model.image.pixels.detach().float()
+
+
+def _step_fraction_changed(a, b, lr=5.0):
+    """Mean difference as a fraction of one Adam step (about lr per pixel)."""
+    return ((a - b).abs().mean() / lr).item()
+
+
+def test_channels_last_gives_the_same_images(in_process_fit):
+    default = _images(in_process_fit)
+    assert _step_fraction_changed(_images(in_process_fit, "--model.channels_last=true"), default) < 1e-3
+
+
+def test_bf16_mixed_precision_gives_nearly_the_same_images_and_keeps_fp32_parameters(in_process_fit):
+    # bf16 changes the trajectory, so the comparison is of the images' updates, on the Fourier
+    # image with Adam at lr 0.05 (with the seed's pixels at lr 5 Adam follows gradient signs, and
+    # bf16 flips the signs of tiny gradient components: that setting is not precision-robust).
+    fourier = [
+        "--model.image=maxclass_lightning.images.FourierImage",
+        "--model.optimizer=torch.optim.Adam",
+        "--model.optimizer.lr=0.05",
+    ]
+    default = in_process_fit(*SPEED_ARGS, *fourier).model
+    bf16 = in_process_fit(*SPEED_ARGS, *fourier, "--trainer.precision=bf16-mixed").model
+    assert all(p.dtype == torch.float32 for p in bf16.image.parameters())
+    updates = torch.stack([(default.render() - 0.5).flatten(), (bf16.render() - 0.5).flatten()])
+    assert torch.corrcoef(updates)[0, 1] > 0.7
+
+
+def test_compiled_classifier_gives_the_same_images(in_process_fit):
+    args = ["--model.classifier=tests.networks:tiny_imagenet_classifier"]
+    default = _images(in_process_fit, *args)
+    assert _step_fraction_changed(_images(in_process_fit, *args, "--model.compile=true"), default) < 1e-3
