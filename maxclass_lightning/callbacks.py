@@ -1,26 +1,42 @@
-"""Callbacks that show and keep the class images: TensorBoard snapshots and PNG export.
+"""Callbacks that show and keep the class images: TensorBoard snapshots, PNG export, and the
+guards that keep finished work when a run diverges or is interrupted.
 
-Both are on by default (the module adds any that ``trainer.callbacks`` does not configure) and
+All are on by default (the module adds any that ``trainer.callbacks`` does not configure) and
 write from global rank 0 only. The images are parameters replicated on every process, so rank 0
 renders them alone, with no collective call.
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor
 from typing_extensions import override
 
 from maxclass_lightning.display import contact_sheet, grid, grid_tiles, save_png
+from maxclass_lightning.errors import RunError
 
 #: Images per render-and-display pass when exporting, bounding memory for 1000-class runs.
 EXPORT_CHUNK = 16
+
+
+def run_directory(trainer: Trainer) -> Path:
+    """Where the run writes, ``<save_dir>/<name>/version_<n>``, as this process's logger knows it.
+
+    Only rank 0 writes, and its logger is the one that made the directory, so no collective call
+    is needed (``trainer.log_dir`` makes one, which cannot be used after an interruption).
+    """
+    for logger in trainer.loggers:
+        if getattr(logger, "log_dir", None):
+            return Path(logger.log_dir)
+    return Path(trainer.default_root_dir)
 
 
 def pictures(module: LightningModule, chunk: int = EXPORT_CHUNK) -> Iterator[tuple[range, Tensor]]:
@@ -40,11 +56,17 @@ class ImageExport(Callback):
         self.dirname = dirname
 
     @override
+    @rank_zero_only
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # trainer.log_dir is a collective call under DDP: every rank asks, rank 0 writes.
-        folder = Path(trainer.log_dir or trainer.default_root_dir) / self.dirname
-        if trainer.is_global_zero:
-            self.export(pl_module, folder)
+        self.export(pl_module, run_directory(trainer) / self.dirname)
+
+    @override
+    @rank_zero_only
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        """A run that stops early still leaves the images it reached (after a divergence, the
+        guard has already put back the last finite ones)."""
+        folder = self.export(pl_module, run_directory(trainer) / self.dirname)
+        rank_zero_info(f"Exported the images of step {trainer.global_step} to {folder}")
 
     def export(self, pl_module: LightningModule, folder: Path) -> Path:
         """Write every class picture and the grid into ``folder``."""
@@ -104,3 +126,107 @@ class ImageLogger(Callback):
             tiles.append(grid_tiles(batch, len(pl_module.classes)))
         for writer in writers:
             writer.add_image("images/grid", grid(torch.cat(tiles)), step)
+
+
+class DivergenceGuard(Callback):
+    """Stops a run whose loss or images stop being finite, keeping the last finite images.
+
+    Every ``every_n_steps`` steps (default: ``trainer.log_every_n_steps``, where the loss is
+    synced to the host anyway) it checks the loss and the image parameters; a finite state is
+    copied aside, and a non-finite one is replaced by that copy before the run stops, so the
+    export shows the last finite images.
+    """
+
+    def __init__(self, every_n_steps: int | None = None) -> None:
+        self.every_n_steps = every_n_steps
+        self.finite_state: dict[str, Tensor] | None = None
+        self.finite_step = 0
+
+    @override
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.finite_state = {k: v.detach().clone() for k, v in pl_module.image.state_dict().items()}
+        self.finite_step = trainer.global_step
+
+    @override
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if step % (self.every_n_steps or trainer.log_every_n_steps) and step != trainer.max_steps:
+            return
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        state = pl_module.image.state_dict()
+        finite = torch.stack([torch.isfinite(loss).all(), *(torch.isfinite(v).all() for v in state.values())]).all()
+        if bool(finite):
+            self.finite_state = {k: v.detach().clone() for k, v in state.items()}
+            self.finite_step = step
+            return
+        pl_module.image.load_state_dict(self.finite_state)
+        what = "loss" if not torch.isfinite(loss).all() else "image"
+        raise RunError(
+            f"the {what} stopped being finite by step {step} (the optimizer diverged); the images of step "
+            f"{self.finite_step}, the last finite ones, are exported to {run_directory(trainer) / 'images'}. "
+            "Lower model.optimizer.init_args.lr"
+        )
+
+
+class InterruptCheckpoint(Callback):
+    """Makes Ctrl-C (SIGINT) and SIGTERM stop the run between two steps, with a resumable checkpoint.
+
+    SIGINT is turned into a request that is honoured at the end of the current step (a second
+    Ctrl-C stops at once), so the checkpoint ``checkpoints/last.ckpt`` holds a consistent state:
+    images, optimizer and step. ``fit --ckpt_path .../last.ckpt`` then finishes the run as if it had
+    never stopped. Lightning itself turns SIGTERM into an exception between steps.
+    """
+
+    def __init__(self, filename: str = "last.ckpt") -> None:
+        self.filename = filename
+        self.requested = False
+        self.previous_handler = None
+
+    def _request(self, signum, frame) -> None:
+        if self.requested:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @override
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.requested = False
+        self.previous_handler = signal.signal(signal.SIGINT, self._request)
+
+    @override
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx) -> None:
+        requested = self.requested
+        if trainer.world_size > 1:
+            # Every process must stop at the same step; agreeing costs a collective, so it is
+            # done at the logging interval only.
+            if trainer.global_step % trainer.log_every_n_steps:
+                return
+            requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
+        if requested:
+            raise KeyboardInterrupt
+
+    @override
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._restore_handler()
+
+    @override
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        self._restore_handler()
+        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)) and trainer.is_global_zero:
+            path = self.save(trainer)
+            rank_zero_info(
+                f"Interrupted after step {trainer.global_step}; checkpoint {path}. "
+                f"Resume with: python -m maxclass_lightning fit --config <config> --ckpt_path {path}"
+            )
+
+    def save(self, trainer: Trainer) -> Path:
+        """Write the checkpoint from this process alone (``trainer.save_checkpoint`` waits at a
+        barrier for processes that may already have stopped)."""
+        path = run_directory(trainer) / "checkpoints" / self.filename
+        checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+        trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, path)
+        return path
+
+    def _restore_handler(self) -> None:
+        if self.previous_handler is not None:
+            signal.signal(signal.SIGINT, self.previous_handler)
+            self.previous_handler = None

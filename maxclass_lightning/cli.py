@@ -6,12 +6,21 @@ import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 
+from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from maxclass_lightning import evaluate
-from maxclass_lightning.errors import ConfigError
+from maxclass_lightning.errors import ConfigError, RunError
 from maxclass_lightning.module import ClassVisualizer
+
+#: Set (to anything) to see full tracebacks instead of one-line errors.
+DEBUG_VARIABLE = "MAXCLASS_DEBUG"
+
+#: Exit status after SIGTERM, as shells report a process ended by it (128 + 15).
+EXIT_SIGTERM = 143
 
 #: Where runs go unless the config says otherwise: ``runs/<name>/version_<n>/``.
 DEFAULT_SAVE_DIR = "runs"
@@ -62,8 +71,39 @@ class MaxClassCLI(LightningCLI):
         parser.set_defaults({"model.optimizer": OPTIMIZER_DEFAULT, "model.image": IMAGE_DEFAULT})
 
     def before_instantiate_classes(self) -> None:
+        """Checks that need no model, before anything is built or written."""
         config = self.config[self.subcommand] if self.subcommand else self.config
         config.model.seed = int(config.seed_everything)
+        max_steps = config.trainer.max_steps
+        if max_steps is None or max_steps <= 0:
+            raise ConfigError(f"trainer.max_steps is {max_steps}; give the number of optimizer steps, e.g. 200")
+        logger = config.trainer.logger
+        save_dir = getattr(getattr(logger, "init_args", None), "save_dir", None) or config.trainer.default_root_dir
+        if save_dir:
+            check_writable(Path(save_dir))
+
+
+def check_writable(folder: Path) -> None:
+    """Fail early, writing nothing, if ``folder`` cannot be created or written to."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot write the run to {folder} ({existing} is not a writable folder); "
+            "pass --trainer.logger.init_args.save_dir DIR with a folder you can write to"
+        )
+
+
+def _one_line(message: str) -> str:
+    """jsonargparse's multi-line parse errors as one line: the first line and the innermost reason
+    (for a union type, the first subtype's error other than "not None")."""
+    lines = [line.strip(" -") for line in message.splitlines() if line.strip(" -")]
+    if "Errors:" in lines:
+        nested = [line for line in lines[lines.index("Errors:") + 1 :] if "NoneType" not in line]
+        if nested:
+            return f"{lines[0]} {nested[0].rsplit(': ', 1)[-1]}"
+    return " ".join(lines[:2])
 
 
 def main(args: list[str] | None = None):
@@ -72,21 +112,29 @@ def main(args: list[str] | None = None):
     ``evaluate`` is handled here, beside LightningCLI's Trainer subcommands (fit, validate, ...):
     it scores pictures and needs no Trainer.
     """
-    args = sys.argv[1:] if args is None else args
+    argv = sys.argv[1:] if args is None else args
     quiet_lightning()
     try:
-        if args[:1] == ["evaluate"]:
-            return evaluate.main(args[1:])
+        if argv[:1] == ["evaluate"]:
+            return evaluate.main(argv[1:])
         return MaxClassCLI(
             ClassVisualizer,
             seed_everything_default=0,
             trainer_defaults=TRAINER_DEFAULTS,
             save_config_kwargs={"overwrite": True},
+            parser_kwargs={"exit_on_error": False},
             auto_configure_optimizers=False,
             args=args,
         )
-    except ConfigError as error:
-        if os.environ.get("MAXCLASS_DEBUG"):
+    except (ConfigError, ArgumentError, RunError) as error:
+        if os.environ.get(DEBUG_VARIABLE):
             raise
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        message = _one_line(str(error)) if isinstance(error, ArgumentError) else str(error)
+        subcommand = " ".join(argv[:1])
+        hint = (
+            f" (options: python -m maxclass_lightning {subcommand} --help)" if isinstance(error, ArgumentError) else ""
+        )
+        print(f"error: {message}{hint}", file=sys.stderr)
+        sys.exit(1 if isinstance(error, RunError) else 2)
+    except SIGTERMException:
+        sys.exit(EXIT_SIGTERM)

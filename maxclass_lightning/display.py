@@ -58,9 +58,11 @@ class Display:
             images = adjust_sharpness(images, sharpness_factor=self.sharpness)
         if self.rescale == "clamp":
             return images.clamp(0, 1)
-        low = images.amin(dim=(1, 2, 3), keepdim=True)
-        high = images.amax(dim=(1, 2, 3), keepdim=True)
-        return (images - low) / (high - low).clamp_min(torch.finfo(images.dtype).tiny)
+        # In float64, so that a huge but finite image (a run about to diverge) still stretches.
+        wide = images.double()
+        low = wide.amin(dim=(1, 2, 3), keepdim=True)
+        high = wide.amax(dim=(1, 2, 3), keepdim=True)
+        return ((wide - low) / (high - low).clamp_min(torch.finfo(wide.dtype).tiny)).float()
 
 
 def grid_columns(count: int) -> int:

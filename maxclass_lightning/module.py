@@ -12,7 +12,7 @@ from torchvision.transforms import v2
 from typing_extensions import override
 
 from maxclass_lightning import classifiers, regularizers
-from maxclass_lightning.callbacks import ImageExport, ImageLogger
+from maxclass_lightning.callbacks import DivergenceGuard, ImageExport, ImageLogger, InterruptCheckpoint
 from maxclass_lightning.data import step_loader
 from maxclass_lightning.display import Display
 from maxclass_lightning.errors import ConfigError
@@ -99,13 +99,39 @@ class ClassVisualizer(LightningModule):
             self.classifier.compile()
         self.display = display or Display()
         self.seed = seed
+        self._check_runnable()
+
+    def _check_runnable(self) -> None:
+        """Fail at construction, before a Trainer writes anything, if the optimizer cannot be built
+        or one image cannot go through the views and the classifier."""
+        if self.optimizer is not None:
+            try:
+                self.optimizer([nn.Parameter(torch.zeros(1))])
+            except (ValueError, TypeError) as error:
+                raise ConfigError(f"model.optimizer cannot be built ({error}); fix its init_args") from None
+        work = torch.zeros(1, 2, dtype=torch.long)
+        try:
+            with torch.no_grad():
+                logits = self.scores(self.transforms(self.image(work[:, 0]), self.view_keys(work)))
+        except RuntimeError as error:
+            reason = str(error).splitlines()[0]
+            raise ConfigError(
+                f"one {self.hparams.image_size}-px image cannot go through classifier {self.hparams.classifier} "
+                f"({reason}); the image size is likely too small for it: use e.g. model.image_size: 224"
+            ) from None
+        if logits.shape[-1] != len(self.class_names):
+            raise ConfigError(
+                f"classifier {self.hparams.classifier} gives {logits.shape[-1]} scores but has "
+                f"{len(self.class_names)} class names; give the network a matching `categories` list"
+            )
 
     @override
     def configure_callbacks(self) -> list[Callback]:
-        """TensorBoard snapshots and PNG export are on by default; ``trainer.callbacks`` entries of the
-        same type take their place."""
+        """TensorBoard snapshots, PNG export and the divergence and interruption guards are on by
+        default; ``trainer.callbacks`` entries of the same type take their place."""
         present = {type(callback) for callback in self.trainer.callbacks}
-        return [callback() for callback in (ImageLogger, ImageExport) if callback not in present]
+        defaults = (ImageLogger, ImageExport, DivergenceGuard, InterruptCheckpoint)
+        return [callback() for callback in defaults if callback not in present]
 
     @override
     def train(self, mode: bool = True) -> ClassVisualizer:

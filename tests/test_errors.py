@@ -1,0 +1,93 @@
+"""Bad input ends in one line naming the problem and the fix, exit code 2, no traceback, no files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision import models
+
+from maxclass_lightning.cli import main
+from tests.conftest import run_module, tiny_args
+
+
+def fails_cleanly(capsys, save_dir, *args: str, config: str | None = None) -> str:
+    """Runs ``fit`` in-process expecting a usage error; returns its one-line message."""
+    argv = tiny_args(save_dir, *args)
+    if config:
+        argv[1:1] = ["--config", config]
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert exit.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert not any("Traceback" in line for line in errors)
+    assert errors[-1].startswith("error: ")
+    assert len([line for line in errors if line.startswith("error")]) == 1
+    assert not save_dir.exists() or not any(save_dir.rglob("*")), "a failed start wrote files"
+    return errors[-1]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--model.classes=[1000]"], "class index 1000 is out of range; this classifier has classes 0 to 999"),
+        (["--model.classes=[pomeranain]"], "unknown class name 'pomeranain'; did you mean 'Pomeranian'"),
+        (["--model.classes=[]"], "model.classes is empty; give at least one class"),
+        (["--model.image_size=16"], "too small for it: use e.g. model.image_size: 224"),
+        (["--trainer.max_steps=0"], "trainer.max_steps is 0; give the number of optimizer steps"),
+        (["--trainer.max_steps=-1"], "trainer.max_steps is -1"),
+        (["--model.optimizer.lr=-1"], "model.optimizer cannot be built (Invalid learning rate: -1.0)"),
+        (["--model.optimizer=torch.optim.Adamm"], "module 'torch.optim' has no attribute 'Adamm'"),
+        (["--model.classifier=vgg61"], "unknown classifier 'vgg61' (did you mean"),
+        (["--model.weights=IMAGENET"], "unknown weights 'IMAGENET' for vgg16; use one of DEFAULT"),
+        (
+            ["--model.clases=[1]"],
+            "unrecognized arguments: --model.clases=[1] (options: python -m maxclass_lightning fit",
+        ),
+        (["--model.image_size=abc"], 'Parser key "model.image_size": Expected a'),
+    ],
+)
+def test_usage_error(capsys, tmp_path, args, expected):
+    assert expected in fails_cleanly(capsys, tmp_path / "runs", *args)
+
+
+def test_weights_file_missing_unreadable_or_for_another_network(capsys, tmp_path):
+    missing = fails_cleanly(capsys, tmp_path / "runs", f"--model.weights={tmp_path / 'none.pth'}")
+    assert "does not exist; pass an existing .pth state dict" in missing
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"\x00not a checkpoint")
+    assert "cannot be read as a state dict" in fails_cleanly(capsys, tmp_path / "runs", f"--model.weights={junk}")
+    other = tmp_path / "resnet18.pth"
+    torch.save(models.resnet18().state_dict(), other)
+    assert "does not fit classifier 'vgg16'" in fails_cleanly(capsys, tmp_path / "runs", f"--model.weights={other}")
+
+
+def test_output_folder_that_cannot_be_written(capsys, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    message = fails_cleanly(capsys, blocker / "runs")
+    assert "cannot write the run to" in message and "--trainer.logger.init_args.save_dir DIR" in message
+
+
+def test_malformed_yaml(capsys, tmp_path):
+    config = tmp_path / "broken.yaml"
+    config.write_text("model:\n  classes: [1\n  image_size: 32\n")
+    assert "Problems parsing config" in fails_cleanly(capsys, tmp_path / "runs", config=str(config))
+
+
+def test_unknown_key_in_yaml(capsys, tmp_path):
+    config = tmp_path / "typo.yaml"
+    config.write_text("model:\n  image_sise: 32\n")
+    assert "image_sise" in fails_cleanly(capsys, tmp_path / "runs", config=str(config))
+
+
+def test_usage_error_from_the_command_line_has_no_traceback(tmp_path):
+    result = run_module(tiny_args(tmp_path / "runs", "--model.classes=[1000]"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: class index 1000 is out of range")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_debug_variable_shows_the_traceback(tmp_path):
+    result = run_module(tiny_args(tmp_path / "runs", "--model.classes=[1000]"), MAXCLASS_DEBUG="1")
+    assert result.returncode != 0 and "Traceback" in result.stderr

@@ -1,0 +1,133 @@
+"""Runs that diverge or are interrupted keep their work; the same seed gives the same pictures."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tests.conftest import ROOT, run_module, tiny_args
+
+STEPS = 30
+
+
+def final_image(run, pattern="*.ckpt") -> torch.Tensor:
+    (path,) = (run / "checkpoints").glob(pattern)
+    return torch.load(path, weights_only=False)["state_dict"]["image.pixels"]
+
+
+def test_divergence_stops_with_a_message_and_exports_the_last_finite_images(tmp_path):
+    result = run_module(
+        tiny_args(
+            tmp_path,
+            "--trainer.max_steps=8",
+            "--model.optimizer=torch.optim.SGD",
+            "--model.optimizer.lr=1e38",
+            # The seed's sharpness step clamps to [0, 1], which turns an image of +-1e37 values
+            # black; without it the min-max stretch shows the last finite image as it is.
+            "--model.display.sharpness=null",
+            "--trainer.callbacks+=maxclass_lightning.callbacks.DivergenceGuard",
+            "--trainer.callbacks.every_n_steps=1",
+        )
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: the ") and "stopped being finite" in message
+    assert "Lower model.optimizer.init_args.lr" in message
+    (picture,) = (tmp_path / "maxclass").glob("version_0/images/259_pomeranian.png")
+    pixels = np.asarray(Image.open(picture))
+    assert pixels.std() > 10  # a real picture, not the flat fill NaNs would give
+
+
+def _start_fit(save_dir, work_log, *extra):
+    args = tiny_args(
+        save_dir,
+        f"--trainer.max_steps={STEPS}",
+        "--model.views=2",
+        "--model.transforms=maxclass_lightning.transforms.RandomViews",
+        "--trainer.callbacks+=tests.work_log.RecordWork",
+        f"--trainer.callbacks.folder={work_log}",
+        *extra,
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "maxclass_lightning", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _interrupt_after_a_few_steps(process, work_log, sig) -> None:
+    deadline = time.monotonic() + 120
+    while not (work_log / "rank0.jsonl").exists() or len((work_log / "rank0.jsonl").read_text().splitlines()) < 3:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(sig)
+
+
+def test_ctrl_c_exports_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path):
+    process = _start_fit(tmp_path / "runs", tmp_path / "work")
+    _interrupt_after_a_few_steps(process, tmp_path / "work", signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    interrupted = tmp_path / "runs" / "maxclass" / "version_0"
+    last = interrupted / "checkpoints" / "last.ckpt"
+    assert last.is_file() and "Resume with" in stderr
+    stopped_at = torch.load(last, weights_only=False)["global_step"]
+    assert 3 <= stopped_at < STEPS
+    assert (interrupted / "images" / "259_pomeranian.png").is_file()
+
+    resumed = run_module(
+        tiny_args(
+            tmp_path / "runs",
+            f"--trainer.max_steps={STEPS}",
+            "--model.views=2",
+            "--model.transforms=maxclass_lightning.transforms.RandomViews",
+            f"--ckpt_path={last}",
+        )
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    straight = run_module(
+        tiny_args(
+            tmp_path / "straight",
+            f"--trainer.max_steps={STEPS}",
+            "--model.views=2",
+            "--model.transforms=maxclass_lightning.transforms.RandomViews",
+        )
+    )
+    assert straight.returncode == 0, straight.stderr
+    resumed_image = final_image(tmp_path / "runs" / "maxclass" / "version_1", f"epoch=*-step={STEPS}.ckpt")
+    torch.testing.assert_close(resumed_image, final_image(tmp_path / "straight" / "maxclass" / "version_0"))
+
+
+def test_sigterm_stops_between_steps_with_a_checkpoint(tmp_path):
+    process = _start_fit(tmp_path / "runs", tmp_path / "work")
+    _interrupt_after_a_few_steps(process, tmp_path / "work", signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    run = tmp_path / "runs" / "maxclass" / "version_0"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert (run / "images" / "grid.png").is_file()
+
+
+def test_same_config_and_seed_give_bitwise_identical_pngs(tmp_path):
+    args = [
+        "--model.classes=[259,1]",
+        "--model.views=2",
+        "--model.transforms=maxclass_lightning.transforms.RandomViews",
+    ]
+    for name in ("first", "second"):
+        result = run_module(tiny_args(tmp_path / name, *args))
+        assert result.returncode == 0, result.stderr
+    for png in ["259_pomeranian.png", "1_goldfish.png", "grid.png"]:
+        first = (tmp_path / "first" / "maxclass" / "version_0" / "images" / png).read_bytes()
+        second = (tmp_path / "second" / "maxclass" / "version_0" / "images" / png).read_bytes()
+        assert first == second, png
