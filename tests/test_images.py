@@ -1,0 +1,60 @@
+"""Image parameterizations: shapes, ranges, per-class determinism, gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from maxclass_lightning.images import FourierImage, PixelImage
+
+PARAMETERIZATIONS = [PixelImage, FourierImage]
+
+
+@pytest.mark.parametrize("kind", PARAMETERIZATIONS, ids=lambda k: k.__name__)
+def test_renders_requested_classes_at_the_right_shape(kind):
+    images = kind([1, 259, 948], 24, seed=0)
+    rendered = images(torch.tensor([2, 0]))
+    assert rendered.shape == (2, 3, 24, 24) and rendered.dtype == torch.float32
+    assert torch.equal(rendered[0], images(torch.tensor([2]))[0])
+
+
+@pytest.mark.parametrize("kind", PARAMETERIZATIONS, ids=lambda k: k.__name__)
+def test_initial_image_depends_only_on_seed_and_class(kind):
+    alone = kind([259], 16, seed=3)(torch.tensor([0]))
+    among_others = kind([1, 259, 948], 16, seed=3)(torch.tensor([1]))
+    assert torch.equal(alone, among_others)
+    assert not torch.equal(alone, kind([259], 16, seed=4)(torch.tensor([0])))
+    assert not torch.equal(alone, kind([258], 16, seed=3)(torch.tensor([0])))
+
+
+def test_pixel_image_is_the_seeds_uniform_init_and_unbounded():
+    image = PixelImage([259], 64, seed=0)
+    pixels = image.pixels
+    assert 0 <= pixels.min() < 0.01 and 0.99 < pixels.max() <= 1
+    assert abs(pixels.mean().item() - 0.5) < 0.01
+    with torch.no_grad():
+        pixels.mul_(10)
+    assert image(torch.tensor([0])).max() > 9  # no squashing: the seed's values are unbounded
+
+
+def test_fourier_image_stays_in_unit_range_and_starts_near_grey():
+    image = FourierImage([1, 2], 32, seed=0)
+    start = image(torch.tensor([0, 1]))
+    assert (start - 0.5).abs().max() < 0.05
+    with torch.no_grad():
+        image.spectrum.mul_(1e4)
+    pushed = image(torch.tensor([0, 1]))
+    assert 0 <= pushed.min() and pushed.max() <= 1 and pushed.std() > 0.2
+
+
+def test_fourier_scaling_favours_low_frequencies():
+    image = FourierImage([1], 64, seed=0, decay=1.0)
+    scale = image.frequency_scale
+    assert scale[0, 1] > scale[0, 8] > scale[0, 32]
+    assert scale[1, 0] == scale[-1, 0]  # positive and negative vertical frequencies alike
+
+
+def test_fourier_gradients_reach_the_spectrum():
+    image = FourierImage([1], 16, seed=0)
+    image(torch.tensor([0]))[:, 0].sum().backward()
+    assert image.spectrum.grad is not None and image.spectrum.grad.abs().sum() > 0

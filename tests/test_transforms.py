@@ -1,0 +1,53 @@
+"""Random views: shapes, keyed determinism, independence from the rest of the batch."""
+
+from __future__ import annotations
+
+import torch
+
+from maxclass_lightning.transforms import RandomViews, Resize
+
+
+def keys(*rows):
+    return torch.tensor(rows, dtype=torch.long)
+
+
+def test_views_have_the_classifier_input_size():
+    views = RandomViews(output_size=20)(torch.rand(3, 3, 32, 32), keys([0, 1, 0, 0], [0, 2, 0, 0], [0, 3, 1, 0]))
+    assert views.shape == (3, 3, 20, 20)
+
+
+def test_a_view_depends_only_on_its_key():
+    images = torch.rand(3, 3, 16, 16)
+    transform = RandomViews(rotate=30, scale=(0.7, 1.3), jitter=0.2)
+    batch = transform(images, keys([0, 1, 0, 5], [0, 259, 0, 5], [0, 948, 1, 5]))
+    alone = transform(images[1:2], keys([0, 259, 0, 5]))
+    torch.testing.assert_close(alone[0], batch[1], rtol=0, atol=1e-6)
+    again = transform(images, keys([0, 1, 0, 5], [0, 259, 0, 5], [0, 948, 1, 5]))
+    assert torch.equal(again, batch)
+    next_step = transform(images, keys([0, 1, 0, 6], [0, 259, 0, 6], [0, 948, 1, 6]))
+    assert not torch.allclose(next_step, batch)
+
+
+def test_no_randomness_gives_the_image_back():
+    images = torch.rand(2, 3, 16, 16)
+    identity = RandomViews(pad=0, jitter=0, scale=(1, 1), rotate=0)
+    torch.testing.assert_close(identity(images, keys([0, 1, 0, 0], [0, 2, 0, 0])), images, rtol=0, atol=1e-5)
+
+
+def test_padding_shows_the_fill_value_at_the_border():
+    images = torch.zeros(1, 3, 32, 32)
+    padded = RandomViews(pad=0.25, jitter=0, scale=(1, 1), rotate=0, fill=0.5)(images, keys([0, 1, 0, 0]))
+    assert torch.allclose(padded[..., 0, :], torch.full_like(padded[..., 0, :], 0.5))
+    assert torch.allclose(padded[..., 16, 16], torch.zeros(3))
+
+
+def test_views_pass_gradients_to_the_image():
+    images = torch.rand(1, 3, 16, 16, requires_grad=True)
+    RandomViews()(images, keys([0, 1, 0, 0])).sum().backward()
+    assert images.grad.abs().sum() > 0
+
+
+def test_resize_without_size_is_the_identity():
+    images = torch.rand(1, 3, 16, 16)
+    assert Resize()(images, keys([0, 1, 0, 0])) is images
+    assert Resize(8)(images, keys([0, 1, 0, 0])).shape == (1, 3, 8, 8)
