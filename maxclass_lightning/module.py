@@ -157,7 +157,8 @@ class ClassVisualizer(LightningModule):
         plus the weighted regularizers of each image."""
         positions = work[:, 0]
         images = self.image(positions)
-        logits = self.scores(self.transforms(images, self.view_keys(work)))
+        # float32 logits even under bf16 autocast: the softmax and the logged scores need the range.
+        logits = self.scores(self.transforms(images, self.view_keys(work))).float()
         target = logits.gather(1, self.class_indices[positions, None]).squeeze(1)
         with torch.no_grad():
             probability = logits.softmax(1).gather(1, self.class_indices[positions, None]).squeeze(1)
