@@ -57,6 +57,9 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
     # Raised inside Lightning's own code on this torch release; nothing a user can act on.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+    # Every step's work items are the same; what a step does depends only on the step count, which
+    # the checkpoint restores: there is nothing in the loader to resume.
+    warnings.filterwarnings("ignore", message=r".*your dataloader is not resumable.*")
     # The frozen classifier is in eval mode on purpose (dropout off for the whole run).
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
     for handler in logging.getLogger("lightning.pytorch").handlers:
