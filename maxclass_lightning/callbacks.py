@@ -26,6 +26,10 @@ from maxclass_lightning.errors import RunError
 #: Images per render-and-display pass when exporting, bounding memory for 1000-class runs.
 EXPORT_CHUNK = 16
 
+#: Side of the TensorBoard grid snapshot, pixels: smaller than the exported grid, since it is
+#: encoded about 20 times per run.
+TENSORBOARD_GRID_MAX_SIDE = 2048
+
 
 def run_directory(trainer: Trainer) -> Path:
     """Where the run writes, ``<save_dir>/<name>/version_<n>``, as this process's logger knows it.
@@ -123,18 +127,23 @@ class ImageLogger(Callback):
                 if position < self.max_class_tags:
                     for writer in writers:
                         writer.add_image(f"images/{pl_module.tags[position]}", picture, step)
-            tiles.append(grid_tiles(batch, len(pl_module.classes)))
+            tiles.append(grid_tiles(batch, len(pl_module.classes), TENSORBOARD_GRID_MAX_SIDE))
         for writer in writers:
             writer.add_image("images/grid", grid(torch.cat(tiles)), step)
+
+
+def log_interval(trainer: Trainer) -> int:
+    """``trainer.log_every_n_steps``, with 0 (never) read as once per run."""
+    return trainer.log_every_n_steps or trainer.max_steps
 
 
 class DivergenceGuard(Callback):
     """Stops a run whose loss or images stop being finite, keeping the last finite images.
 
-    Every ``every_n_steps`` steps (default: ``trainer.log_every_n_steps``, where the loss is
-    synced to the host anyway) it checks the loss and the image parameters; a finite state is
-    copied aside, and a non-finite one is replaced by that copy before the run stops, so the
-    export shows the last finite images.
+    Every ``every_n_steps`` steps (default: ``trainer.log_every_n_steps``; each check is a host
+    sync) it checks the loss and the image parameters; a finite state is copied aside, and a
+    non-finite one is replaced by that copy before the run stops, so the export shows the last
+    finite images. All processes decide together, so none is left waiting for the others.
     """
 
     def __init__(self, every_n_steps: int | None = None) -> None:
@@ -150,17 +159,18 @@ class DivergenceGuard(Callback):
     @override
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
-        if step % (self.every_n_steps or trainer.log_every_n_steps) and step != trainer.max_steps:
+        if step % (self.every_n_steps or log_interval(trainer)) and step != trainer.max_steps:
             return
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         state = pl_module.image.state_dict()
-        finite = torch.stack([torch.isfinite(loss).all(), *(torch.isfinite(v).all() for v in state.values())]).all()
-        if bool(finite):
+        loss_finite = bool(torch.isfinite(loss).all())
+        images_finite = all(bool(torch.isfinite(v).all()) for v in state.values())
+        if trainer.strategy.reduce_boolean_decision(loss_finite and images_finite, all=True):
             self.finite_state = {k: v.detach().clone() for k, v in state.items()}
             self.finite_step = step
             return
         pl_module.image.load_state_dict(self.finite_state)
-        what = "loss" if not torch.isfinite(loss).all() else "image"
+        what = "image" if not images_finite else "loss"
         raise RunError(
             f"the {what} stopped being finite by step {step} (the optimizer diverged); the images of step "
             f"{self.finite_step}, the last finite ones, are exported to {run_directory(trainer) / 'images'}. "
@@ -171,25 +181,29 @@ class DivergenceGuard(Callback):
 class InterruptCheckpoint(Callback):
     """Makes Ctrl-C (SIGINT) and SIGTERM stop the run between two steps, with a resumable checkpoint.
 
-    SIGINT is turned into a request that is honoured at the end of the current step (a second
-    Ctrl-C stops at once), so the checkpoint ``checkpoints/last.ckpt`` holds a consistent state:
-    images, optimizer and step. ``fit --ckpt_path .../last.ckpt`` then finishes the run as if it had
-    never stopped. Lightning itself turns SIGTERM into an exception between steps.
+    SIGINT is turned into a request that is honoured at the end of the current step, so the
+    checkpoint ``checkpoints/last.ckpt`` holds a consistent state: images, optimizer and step, and
+    ``fit --ckpt_path .../last.ckpt`` finishes the run as if it had never stopped. With several
+    processes the request is agreed on at the next logging step (a collective). A second Ctrl-C
+    stops at once, mid-step, and then no checkpoint is written. Lightning itself turns SIGTERM into
+    an exception between steps.
     """
 
     def __init__(self, filename: str = "last.ckpt") -> None:
         self.filename = filename
         self.requested = False
+        self.forced = False
         self.previous_handler = None
 
     def _request(self, signum, frame) -> None:
-        if self.requested:  # a second Ctrl-C: stop now
+        if self.requested:
+            self.forced = True
             raise KeyboardInterrupt
         self.requested = True
 
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.requested = False
+        self.requested = self.forced = False
         self.previous_handler = signal.signal(signal.SIGINT, self._request)
 
     @override
@@ -198,7 +212,7 @@ class InterruptCheckpoint(Callback):
         if trainer.world_size > 1:
             # Every process must stop at the same step; agreeing costs a collective, so it is
             # done at the logging interval only.
-            if trainer.global_step % trainer.log_every_n_steps:
+            if trainer.global_step % log_interval(trainer):
                 return
             requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
         if requested:
@@ -210,20 +224,26 @@ class InterruptCheckpoint(Callback):
 
     @override
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        interrupted = isinstance(exception, (KeyboardInterrupt, SIGTERMException))
+        if interrupted and trainer.is_global_zero:
+            if self.forced:
+                rank_zero_info(f"Stopped mid-step after step {trainer.global_step}; no checkpoint written.")
+            else:
+                path = self.save(trainer)
+                rank_zero_info(
+                    f"Interrupted after step {trainer.global_step}; checkpoint {path}. "
+                    f"Resume with: python -m maxclass_lightning fit --config <config> --ckpt_path {path}"
+                )
         self._restore_handler()
-        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)) and trainer.is_global_zero:
-            path = self.save(trainer)
-            rank_zero_info(
-                f"Interrupted after step {trainer.global_step}; checkpoint {path}. "
-                f"Resume with: python -m maxclass_lightning fit --config <config> --ckpt_path {path}"
-            )
 
     def save(self, trainer: Trainer) -> Path:
         """Write the checkpoint from this process alone (``trainer.save_checkpoint`` waits at a
-        barrier for processes that may already have stopped)."""
+        barrier for processes that may already have stopped), atomically."""
         path = run_directory(trainer) / "checkpoints" / self.filename
+        partial = path.with_name(path.name + ".partial")
         checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
-        trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, path)
+        trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, partial)
+        partial.replace(path)
         return path
 
     def _restore_handler(self) -> None:

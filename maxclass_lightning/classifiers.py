@@ -79,7 +79,9 @@ def resolve_classes(classes: int | str | Sequence[int | str], names: Sequence[st
         classes = [classes]
     if len(classes) == 0:
         raise ConfigError("model.classes is empty; give at least one class index or name, or 'all'")
-    by_name = {name.lower(): index for index, name in enumerate(names)}
+    by_lower: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        by_lower.setdefault(name.lower(), []).append(index)
     indices = []
     for item in classes:
         if isinstance(item, str) and item.strip().lstrip("-").isdigit():
@@ -91,13 +93,29 @@ def resolve_classes(classes: int | str | Sequence[int | str], names: Sequence[st
                 )
             indices.append(item)
             continue
-        key = item.strip().lower()
-        if key not in by_name:
-            close = difflib.get_close_matches(key, list(by_name), n=3)
-            hint = f"; did you mean {', '.join(repr(names[by_name[c]]) for c in close)}?" if close else ""
-            raise ConfigError(f"unknown class name {item!r}{hint} Give a class index (0-{len(names) - 1}) or name")
-        indices.append(by_name[key])
+        indices.append(_index_of_name(item.strip(), names, by_lower))
+    repeated = sorted({index for index in indices if indices.count(index) > 1})
+    if repeated:
+        listed = ", ".join(f"{index} ({names[index]})" for index in repeated)
+        raise ConfigError(f"model.classes lists {listed} more than once; list each class once")
     return indices
+
+
+def _index_of_name(name: str, names: Sequence[str], by_lower: dict[str, list[int]]) -> int:
+    """The index of a class name: case-insensitive, with the exact spelling deciding between
+    names that differ only in case (ImageNet has 'Cardigan', the corgi, and 'cardigan')."""
+    matches = by_lower.get(name.lower(), [])
+    exact = [index for index in matches if names[index] == name]
+    if len(exact) == 1:
+        return exact[0]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        listed = ", ".join(f"{index} ({names[index]})" for index in matches)
+        raise ConfigError(f"class name {name!r} is ambiguous: {listed}; give the index")
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3)
+    hint = f"; did you mean {', '.join(repr(names[by_lower[c][0]]) for c in close)}?" if close else ""
+    raise ConfigError(f"unknown class name {name!r}{hint} Give a class index (0-{len(names) - 1}) or name")
 
 
 def _load_state_dict(network: nn.Module, path: Path, classifier: str) -> None:

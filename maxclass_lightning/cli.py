@@ -33,7 +33,8 @@ TRAINER_DEFAULTS = {
     "enable_autolog_hparams": False,
     "logger": {
         "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-        "init_args": {"save_dir": DEFAULT_SAVE_DIR, "name": DEFAULT_RUN_NAME},
+        # No placeholder hp_metric of -1: the module logs the mean target probability as hp_metric.
+        "init_args": {"save_dir": DEFAULT_SAVE_DIR, "name": DEFAULT_RUN_NAME, "default_hp_metric": False},
     },
 }
 

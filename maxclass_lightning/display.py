@@ -70,9 +70,9 @@ def grid_columns(count: int) -> int:
     return math.ceil(math.sqrt(count))
 
 
-def grid_tiles(pictures: Tensor, count: int) -> Tensor:
-    """Pictures shrunk (never enlarged) so that a grid of ``count`` of them fits in ``GRID_MAX_SIDE`` pixels."""
-    side = min(pictures.shape[-1], GRID_MAX_SIDE // grid_columns(count))
+def grid_tiles(pictures: Tensor, count: int, max_side: int = GRID_MAX_SIDE) -> Tensor:
+    """Pictures shrunk (never enlarged) so that a grid of ``count`` of them fits in ``max_side`` pixels."""
+    side = min(pictures.shape[-1], max_side // grid_columns(count))
     if side == pictures.shape[-1]:
         return pictures
     return F.interpolate(pictures, size=(side, side), mode="bilinear", antialias=True)

@@ -51,8 +51,9 @@ def picture_paths(inputs: list[str]) -> list[Path]:
     paths = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
-            paths += sorted(p for p in path.glob("*.png") if _EXPORTED_NAME.match(p.name))
+        if path.is_dir():  # in class-index order, as exported
+            exported = [p for p in path.glob("*.png") if _EXPORTED_NAME.match(p.name)]
+            paths += sorted(exported, key=lambda p: int(_EXPORTED_NAME.match(p.name).group(1)))
         elif path.is_file():
             paths.append(path)
         else:
@@ -80,8 +81,8 @@ def target_classes(paths: list[Path], classes: list[int | str] | None, names: li
 
 def load_picture(path: Path, size: int) -> Tensor:
     """A PNG as the classifier's input: RGB in [0, 1], ``[3, size, size]``."""
-    picture = decode_image(str(path), mode=ImageReadMode.RGB)
-    return v2.functional.resize(picture, [size, size], antialias=True).float() / 255
+    picture = v2.functional.to_dtype(decode_image(str(path), mode=ImageReadMode.RGB), torch.float32, scale=True)
+    return v2.functional.resize(picture, [size, size], antialias=True)
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ from typing_extensions import override
 
 from maxclass_lightning import classifiers, regularizers
 from maxclass_lightning.callbacks import DivergenceGuard, ImageExport, ImageLogger, InterruptCheckpoint
-from maxclass_lightning.data import step_loader
+from maxclass_lightning.data import shard, step_loader, work_items
 from maxclass_lightning.display import Display
 from maxclass_lightning.errors import ConfigError
 from maxclass_lightning.images import ClassImages, ImageCallable, PixelImage
@@ -23,6 +23,10 @@ from maxclass_lightning.transforms import Resize
 #: keeps pixel values small and spreads features over the image.
 SEED_LEARNING_RATE = 5.0
 SEED_WEIGHT_DECAY = 0.1
+
+#: Images per classifier forward pass when ``batch_size`` is null: bounds memory for many classes
+#: (VGG16 at 256 px holds about 90 MB of activations per image) at no cost in speed.
+AUTO_BATCH_SIZE = 64
 
 
 class ClassVisualizer(LightningModule):
@@ -42,8 +46,8 @@ class ClassVisualizer(LightningModule):
             the image itself, as the seed does.
         regularizer_weights: per-image penalties added to the loss, by name: ``l2`` (mean squared
             pixel value), ``total_variation``, ``blur`` (distance to its own 3x3 blur).
-        batch_size: images per classifier forward pass, to bound memory; null: all of a step's
-            work at once. It changes no result, only memory and speed.
+        batch_size: images per classifier forward pass, to bound memory; null: up to
+            ``AUTO_BATCH_SIZE`` (64). Results are the same up to float rounding.
         channels_last: run the classifier in NHWC memory layout (faster convolutions on
             tensor-core GPUs; measured in the README).
         compile: ``torch.compile`` the classifier's forward (slow first step, faster after).
@@ -95,11 +99,11 @@ class ClassVisualizer(LightningModule):
         self.batch_size = batch_size
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.classifier.to(memory_format=self.memory_format)
-        if compile:
-            self.classifier.compile()
         self.display = display or Display()
         self.seed = seed
         self._check_runnable()
+        if compile:  # after the check, which would otherwise compile for the CPU first
+            self.classifier.compile()
 
     def _check_runnable(self) -> None:
         """Fail at construction, before a Trainer writes anything, if the optimizer cannot be built
@@ -130,7 +134,8 @@ class ClassVisualizer(LightningModule):
         """TensorBoard snapshots, PNG export and the divergence and interruption guards are on by
         default; ``trainer.callbacks`` entries of the same type take their place."""
         present = {type(callback) for callback in self.trainer.callbacks}
-        defaults = (ImageLogger, ImageExport, DivergenceGuard, InterruptCheckpoint)
+        # The checkpoint first: on SIGTERM the grace period may not outlast a 1000-class export.
+        defaults = (InterruptCheckpoint, DivergenceGuard, ImageExport, ImageLogger)
         return [callback() for callback in defaults if callback not in present]
 
     @override
@@ -154,18 +159,32 @@ class ClassVisualizer(LightningModule):
 
     def _loss(self, work: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Negative target logit summed over ``work`` items (a mean over each class's views),
-        plus the weighted regularizers of each image."""
+        plus the weighted regularizers of each image; and each item's score, probability and rank
+        (1: the classifier's top class)."""
+        if len(work) == 0:  # a process with nothing to do this step (more processes than items)
+            dtype = torch.promote_types(next(self.image.parameters()).dtype, torch.float32)  # as the others'
+            nothing = work.new_zeros(0, dtype=dtype)
+            zero = sum(p.sum() for p in self.image.parameters()) * 0  # DDP still needs a gradient
+            return zero, {"score": nothing, "prob": nothing, "rank": nothing}
         positions = work[:, 0]
-        images = self.image(positions)
-        # float32 logits even under bf16 autocast: the softmax and the logged scores need the range.
-        logits = self.scores(self.transforms(images, self.view_keys(work))).float()
+        # Images and views in float32 even under bf16 autocast, which would coarsen the warps'
+        # sampling grids and the colour mixing; only the classifier runs in low precision.
+        with torch.autocast(self.device.type, enabled=False):
+            images = self.image(positions)
+            views = self.transforms(images, self.view_keys(work))
+        logits = self.scores(views)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
         target = logits.gather(1, self.class_indices[positions, None]).squeeze(1)
         with torch.no_grad():
             probability = logits.softmax(1).gather(1, self.class_indices[positions, None]).squeeze(1)
-            rank = (logits > target[:, None]).sum(1)
+            rank = (logits > target[:, None]).sum(1) + 1
         stats = {"score": target.detach(), "prob": probability, "rank": rank.float()}
         penalty = regularizers.weighted(images, self.regularizer_weights).sum() / self.views
         return penalty - target.sum() / self.views, stats
+
+    def chunks(self, work: Tensor) -> tuple[Tensor, ...]:
+        """``work`` cut into classifier forward passes of at most ``batch_size`` items."""
+        return work.split(self.batch_size or AUTO_BATCH_SIZE)
 
     @override
     def training_step(self, work: Tensor, batch_idx: int) -> Tensor:
@@ -176,7 +195,7 @@ class ClassVisualizer(LightningModule):
         the exact total gradient, holding one chunk's activations at a time.
         """
         parameters = [p for p in self.image.parameters() if p.requires_grad]
-        chunks = work.split(self.batch_size or max(len(work), 1))
+        chunks = self.chunks(work)
         earlier_loss = work.new_zeros((), dtype=torch.float32)
         earlier_grads: list[Tensor] | None = None
         chunk_stats = []
@@ -195,36 +214,53 @@ class ClassVisualizer(LightningModule):
         if earlier_grads is not None:
             carried = sum((p * g).sum() for p, g in zip(parameters, earlier_grads))
             loss = loss + earlier_loss + (carried - carried.detach())
-        self._log_step(work, loss.detach(), {key: torch.cat([s[key] for s in chunk_stats]) for key in stats})
+        if self._is_log_step():
+            stats = {key: torch.cat([s[key] for s in chunk_stats]) for key in stats}
+            metrics = self._metrics(work, loss.detach().clone(), stats)
+            # CPU tensors: Lightning keeps them where they are, so the progress bar costs no sync.
+            progress = {key: torch.tensor(metrics[key]) for key in ("loss", "prob")}
+            self.log_dict(progress, prog_bar=True, logger=False, batch_size=1)
+            for logger in self.loggers:
+                logger.log_metrics(metrics, step=self.global_step)
         # DDP averages gradients over processes, each of which computed a disjoint share of the
         # items: scaling by the number of processes gives every image its single-device gradient.
         return loss * self.trainer.world_size
 
     def _is_log_step(self) -> bool:
-        """Every ``trainer.log_every_n_steps`` steps, the first and the last."""
-        step = self.global_step
-        return step % self.trainer.log_every_n_steps == 0 or step + 1 == self.trainer.max_steps
+        """Every ``trainer.log_every_n_steps`` steps, counting from the first."""
+        return self.global_step % (self.trainer.log_every_n_steps or self.trainer.max_steps) == 0
 
-    def _log_step(self, work: Tensor, loss: Tensor, stats: dict[str, Tensor]) -> None:
-        """On logging steps only (no per-step host sync): loss, per-class score/prob/rank, image statistics.
+    def _metrics(self, work: Tensor, loss: Tensor, stats: dict[str, Tensor]) -> dict[str, float]:
+        """Loss, per-class score/prob/rank and image statistics, summed over processes.
 
-        Values describe the images after ``global_step`` optimizer steps and are logged at that
-        step, like the image snapshots. They go to the loggers directly, not through ``self.log``,
-        so that the last step is logged too.
+        Called on logging steps only (a host sync); the values describe the images after
+        ``global_step`` optimizer steps, and are logged at that step, like the image snapshots.
         """
-        if not self._is_log_step():
-            return
         strategy = self.trainer.strategy
-        per_class = torch.zeros(len(self.classes), len(stats), device=loss.device)
-        per_class.index_add_(0, work[:, 0], torch.stack(list(stats.values()), 1) / self.views)
+        values = torch.stack(list(stats.values()), 1).to(self.device)
+        per_class = values.new_zeros(len(self.classes), len(stats))
+        per_class.index_add_(0, work[:, 0], values / self.views)
         per_class = strategy.reduce(per_class, reduce_op="sum")
         total_loss = strategy.reduce(loss, reduce_op="sum")
         mean_probability = per_class[:, 1].mean()
-        self.log_dict({"loss": total_loss, "prob": mean_probability}, prog_bar=True, logger=False, batch_size=1)
-        metrics = {"loss": total_loss.item(), "hp_metric": mean_probability.item()}
+        metrics = {"loss": total_loss.item(), "prob": mean_probability.item(), "hp_metric": mean_probability.item()}
         for column, values in zip(stats, per_class.T.tolist()):
             metrics.update({f"{column}/{tag}": value for tag, value in zip(self.tags, values)})
         metrics.update({f"image/{key}": value.item() for key, value in self.image_statistics().items()})
+        return metrics
+
+    @override
+    def on_train_end(self) -> None:
+        """Score the final images, after the last step, so the scalars end where the images do."""
+        work = shard(work_items(len(self.classes), self.views), self.global_rank, self.trainer.world_size)
+        work = work.to(self.device)
+        loss, chunk_stats = work.new_zeros((), dtype=torch.float32), []
+        with torch.no_grad():
+            for chunk in self.chunks(work):
+                chunk_loss, stats = self._loss(chunk)
+                loss, chunk_stats = loss + chunk_loss, [*chunk_stats, stats]
+        stats = {key: torch.cat([s[key] for s in chunk_stats]) for key in chunk_stats[0]}
+        metrics = self._metrics(work, loss, stats)
         for logger in self.loggers:
             logger.log_metrics(metrics, step=self.global_step)
 
@@ -264,24 +300,24 @@ class ClassVisualizer(LightningModule):
         """The current images of these class positions (all by default), ``[K, 3, size, size]``."""
         if positions is None:
             positions = range(len(self.classes))
-        return self.image(torch.as_tensor(list(positions), device=self.device)).detach()
+        with torch.autocast(self.device.type, enabled=False):
+            return self.image(torch.as_tensor(list(positions), device=self.device)).detach()
 
     @torch.no_grad()
     def image_statistics(self) -> dict[str, Tensor]:
-        """Mean, std, min and max over all class images, rendered in chunks of ``batch_size``."""
-        chunk = self.batch_size or len(self.classes)
-        parts = [
-            self.render(range(start, min(start + chunk, len(self.classes))))
-            for start in range(0, len(self.classes), chunk)
-        ]
-        count = sum(p.numel() for p in parts)
-        mean = sum(p.double().sum() for p in parts) / count
-        variance = sum(((p.double() - mean) ** 2).sum() for p in parts) / count
+        """Mean, std, min and max over all class images, rendered ``batch_size`` at a time."""
+        chunk = self.batch_size or AUTO_BATCH_SIZE
+        count, total, squares, low, high = 0, 0.0, 0.0, [], []
+        for start in range(0, len(self.classes), chunk):
+            part = self.render(range(start, min(start + chunk, len(self.classes)))).double()
+            count, total, squares = count + part.numel(), total + part.sum(), squares + part.square().sum()
+            low, high = [*low, part.min()], [*high, part.max()]
+        mean = total / count
         return {
             "mean": mean.float(),
-            "std": variance.sqrt().float(),
-            "min": torch.stack([p.min() for p in parts]).min(),
-            "max": torch.stack([p.max() for p in parts]).max(),
+            "std": (squares / count - mean**2).clamp_min(0).sqrt().float(),
+            "min": torch.stack(low).min().float(),
+            "max": torch.stack(high).max().float(),
         }
 
     @override

@@ -42,7 +42,10 @@ def _step_fraction_changed(a, b, lr=5.0):
 
 def test_channels_last_gives_the_same_images(in_process_fit):
     default = _images(in_process_fit)
-    assert _step_fraction_changed(_images(in_process_fit, "--model.channels_last=true"), default) < 1e-3
+    cli = in_process_fit(*SPEED_ARGS, "--model.channels_last=true")
+    first_conv = cli.model.classifier.features[0].weight
+    assert first_conv.is_contiguous(memory_format=torch.channels_last) and not first_conv.is_contiguous()
+    assert _step_fraction_changed(cli.model.image.pixels.detach(), default) < 1e-3
 
 
 def test_bf16_mixed_precision_gives_nearly_the_same_images_and_keeps_fp32_parameters(in_process_fit):
@@ -53,15 +56,24 @@ def test_bf16_mixed_precision_gives_nearly_the_same_images_and_keeps_fp32_parame
         "--model.image=maxclass_lightning.images.FourierImage",
         "--model.optimizer=torch.optim.Adam",
         "--model.optimizer.lr=0.05",
+        "--model.transforms=maxclass_lightning.transforms.RandomViews",
     ]
     default = in_process_fit(*SPEED_ARGS, *fourier).model
     bf16 = in_process_fit(*SPEED_ARGS, *fourier, "--trainer.precision=bf16-mixed").model
     assert all(p.dtype == torch.float32 for p in bf16.image.parameters())
     updates = torch.stack([(default.render() - 0.5).flatten(), (bf16.render() - 0.5).flatten()])
     assert torch.corrcoef(updates)[0, 1] > 0.7
+    # The option took effect: the classifier ran in bf16 under the trainer's autocast.
+    dtypes = []
+    bf16.classifier.features[0].register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+    with bf16.trainer.precision_plugin.forward_context():
+        bf16.scores(bf16.render())
+    assert dtypes == [torch.bfloat16]
 
 
 def test_compiled_classifier_gives_the_same_images(in_process_fit):
     args = ["--model.classifier=tests.networks:tiny_imagenet_classifier"]
     default = _images(in_process_fit, *args)
-    assert _step_fraction_changed(_images(in_process_fit, *args, "--model.compile=true"), default) < 1e-3
+    cli = in_process_fit(*SPEED_ARGS, *args, "--model.compile=true")
+    assert cli.model.classifier._compiled_call_impl is not None
+    assert _step_fraction_changed(cli.model.image.pixels.detach(), default) < 1e-3

@@ -21,11 +21,23 @@ def test_class_names_come_from_torchvision_metadata():
 
 
 def test_classes_resolve_by_index_and_case_insensitive_name():
-    assert classifiers.resolve_classes([259, "pomeranian", "GOLDFISH", "948"], NAMES) == [259, 259, 1, 948]
+    assert classifiers.resolve_classes([259, "GOLDFISH", "948", "flamingo"], NAMES) == [259, 1, 948, 130]
     assert classifiers.resolve_classes("Granny Smith", NAMES) == [948]
     assert classifiers.resolve_classes("all", NAMES) == list(range(1000))
     # Both ways: the index's name resolves back to the index.
     assert [NAMES[i] for i in classifiers.resolve_classes(["flamingo"], NAMES)] == ["flamingo"]
+
+
+def test_a_class_listed_twice_fails():
+    with pytest.raises(ConfigError, match=r"lists 259 \(Pomeranian\) more than once"):
+        classifiers.resolve_classes([259, "pomeranian"], NAMES)
+
+
+def test_names_differing_in_case_or_shared_are_resolved_or_refused():
+    assert classifiers.resolve_classes(["Cardigan"], NAMES) == [264]  # the corgi
+    assert classifiers.resolve_classes(["cardigan"], NAMES) == [474]  # the sweater
+    with pytest.raises(ConfigError, match=r"'CARDIGAN' is ambiguous: 264 \(Cardigan\), 474 \(cardigan\)"):
+        classifiers.resolve_classes(["CARDIGAN"], NAMES)
 
 
 def test_unknown_class_name_suggests_close_matches():

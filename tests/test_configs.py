@@ -19,7 +19,7 @@ def test_the_expected_configs_exist():
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
-def test_config_is_valid(config, capsys):
+def test_config_parses_against_the_schema(config, capsys):
     with pytest.raises(SystemExit) as exit:
         main(["fit", "--config", str(config), "--print_config"])
     assert exit.value.code == 0

@@ -58,6 +58,7 @@ def test_two_ddp_processes_split_the_work_and_match_one_process(single_process, 
             *COMMON,
             "--trainer.devices=2",
             "--trainer.strategy=ddp",
+            "--model.batch_size=1",  # the chunked step under DDP too
             "--trainer.callbacks+=tests.work_log.RecordWork",
             f"--trainer.callbacks.folder={work_log}",
         )
@@ -89,3 +90,20 @@ def test_two_ddp_processes_split_the_work_and_match_one_process(single_process, 
         "grid.png",
     ]
     assert len(list((tmp_path / "ddp" / "maxclass").iterdir())) == 1
+
+
+def test_more_processes_than_work_items(tmp_path):
+    """One class, one view, two processes: the second has nothing to do and must not hang or fail."""
+    result = run_module(
+        tiny_args(
+            tmp_path,
+            "--model.classes=[259]",
+            "--trainer.max_steps=2",
+            "--model.image=maxclass_lightning.images.FourierImage",
+            "--trainer.devices=2",
+            "--trainer.strategy=ddp",
+        ),
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (run_dir(tmp_path) / "images" / "259_pomeranian.png").is_file()
