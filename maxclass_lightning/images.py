@@ -55,13 +55,40 @@ ImageCallable = Callable[[Sequence[int], int, int], ClassImages]
 IMAGENET_COLOR_SQRT_COVARIANCE = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
 
 
-class FourierImage(ClassImages):
+class SpectralImage(ClassImages):
+    """Base of the Fourier-domain parameterizations: a spectrum per class, turned into an image by
+    an orthonormal inverse FFT, a colour mix through ``IMAGENET_COLOR_SQRT_COVARIANCE`` (when
+    ``decorrelate``) and a sigmoid, which keeps every pixel the classifier sees in [0, 1], so the
+    exported picture is exactly what was scored. Subclasses say what the spectrum is."""
+
+    def __init__(self, classes: Sequence[int], size: int, seed: int, decorrelate: bool = True) -> None:
+        super().__init__(classes, size, seed)
+        self.decorrelate = decorrelate
+        color = IMAGENET_COLOR_SQRT_COVARIANCE / IMAGENET_COLOR_SQRT_COVARIANCE.norm(dim=0).max()
+        self.register_buffer("color", color, persistent=False)
+
+    @staticmethod
+    def frequencies(size: int) -> Tensor:
+        """Radial frequency of each ``rfft2`` coefficient of a ``size`` square, cycles per pixel."""
+        return torch.sqrt(torch.fft.fftfreq(size)[:, None] ** 2 + torch.fft.rfftfreq(size)[None, :] ** 2)
+
+    def spectrum(self, positions: Tensor) -> Tensor:
+        """Complex ``[K, 3, size, size // 2 + 1]`` spectra of these classes."""
+        raise NotImplementedError
+
+    def forward(self, positions: Tensor) -> Tensor:
+        image = torch.fft.irfft2(self.spectrum(positions), s=(self.size, self.size), norm="ortho")
+        if self.decorrelate:
+            image = torch.einsum("nchw,dc->ndhw", image, self.color)
+        return torch.sigmoid(image)
+
+
+class FourierImage(SpectralImage):
     """Lucid's parameterization: a 2-D Fourier spectrum scaled by 1/f^decay, decorrelated colour, sigmoid.
 
     Natural images have about 1/f amplitude spectra; scaling the parameters the same way makes a
     gradient step change low frequencies as much as high ones, so images form as shapes, not
-    pixel noise. The sigmoid keeps every pixel the classifier sees in [0, 1], so the exported
-    picture is exactly what was scored.
+    pixel noise.
 
     Args:
         decay: exponent of the 1/f frequency scaling (1: natural images).
@@ -81,20 +108,69 @@ class FourierImage(ClassImages):
         gain: float = 0.25,
         decorrelate: bool = True,
     ) -> None:
-        super().__init__(classes, size, seed)
-        self.gain = gain
-        self.decorrelate = decorrelate
-        frequencies = torch.sqrt(torch.fft.fftfreq(size)[:, None] ** 2 + torch.fft.rfftfreq(size)[None, :] ** 2)
-        self.register_buffer("frequency_scale", frequencies.clamp_min(1.0 / size) ** -decay, persistent=False)
-        color = IMAGENET_COLOR_SQRT_COVARIANCE / IMAGENET_COLOR_SQRT_COVARIANCE.norm(dim=0).max()
-        self.register_buffer("color", color, persistent=False)
+        super().__init__(classes, size, seed, decorrelate)
+        # The gain is folded into the frequency scale: the inverse FFT is linear.
+        scale = self.frequencies(size).clamp_min(1.0 / size) ** -decay * gain
+        self.register_buffer("frequency_scale", scale, persistent=False)
         shape = (3, size, size // 2 + 1, 2)
         initial = [torch.randn(shape, generator=generator(seed, index)) * init_std for index in self.classes]
-        self.spectrum = nn.Parameter(torch.stack(initial))
+        self.coefficients = nn.Parameter(torch.stack(initial))
 
-    def forward(self, positions: Tensor) -> Tensor:
-        spectrum = torch.view_as_complex(self.spectrum[positions]) * self.frequency_scale
-        image = torch.fft.irfft2(spectrum, s=(self.size, self.size), norm="ortho") * self.gain
-        if self.decorrelate:
-            image = torch.einsum("nchw,dc->ndhw", image, self.color)
-        return torch.sigmoid(image)
+    def spectrum(self, positions: Tensor) -> Tensor:
+        return torch.view_as_complex(self.coefficients[positions]) * self.frequency_scale
+
+
+#: Contrast of a phase-only image: the standard deviation of each decorrelated channel before
+#: the colour mix and the sigmoid. The normalized colour matrix shrinks it to about 0.6 of that
+#: per RGB channel, and the sigmoid then gives a picture whose pixels spread by about 0.21 around
+#: mid-grey: the contrast of a photograph (ImageNet's per-channel std is 0.22-0.23), with
+#: almost no pixel saturated.
+PHASE_IMAGE_CONTRAST = 1.7
+
+
+class PhaseImage(SpectralImage):
+    """Magnitude-constrained phase optimization (MACO, Fel et al. 2023): a fixed natural 1/f
+    amplitude spectrum, only the Fourier phase optimized; decorrelated colour, sigmoid.
+
+    With the amplitude free (``FourierImage``) the optimizer can pour energy into whatever
+    frequencies fool this one network, typically high-frequency textures that other networks do
+    not read. Fixing the amplitude to a natural image's 1/f^decay falloff keeps every picture's
+    power spectrum photograph-like, so only where structures sit (the phase) can change: the
+    features have to be image-like, which is what transfers to other classifiers.
+
+    Args:
+        decay: exponent of the fixed 1/f amplitude (1: natural images; higher: smoother).
+        contrast: standard deviation of each decorrelated channel before the sigmoid
+            (``PHASE_IMAGE_CONTRAST``); it sets the picture's contrast, which no longer changes.
+        decorrelate: mix colour channels through ``IMAGENET_COLOR_SQRT_COVARIANCE``.
+    """
+
+    def __init__(
+        self,
+        classes: Sequence[int],
+        size: int,
+        seed: int,
+        decay: float = 1.0,
+        contrast: float = PHASE_IMAGE_CONTRAST,
+        decorrelate: bool = True,
+    ) -> None:
+        super().__init__(classes, size, seed, decorrelate)
+        amplitude = self.frequencies(size).clamp_min(1.0 / size) ** -decay
+        # The mean brightness is the sigmoid's midpoint: the zero-frequency term carries no energy.
+        amplitude[0, 0] = 0.0
+        # Scale so that the spatial image has standard deviation ``contrast``: with the orthonormal
+        # transform, the pixel variance is the spectrum's energy over the pixel count, where each
+        # rfft column other than the first (and the Nyquist one, for even sizes) stands for two.
+        weights = torch.full_like(amplitude, 2.0)
+        weights[:, 0] = 1.0
+        if size % 2 == 0:
+            weights[:, -1] = 1.0
+        energy = (weights * amplitude.square()).sum() / size**2
+        self.register_buffer("amplitude", amplitude * contrast / energy.sqrt(), persistent=False)
+        shape = (3, size, size // 2 + 1)
+        initial = [(torch.rand(shape, generator=generator(seed, index)) * 2 - 1) * torch.pi for index in self.classes]
+        self.phase = nn.Parameter(torch.stack(initial))
+
+    def spectrum(self, positions: Tensor) -> Tensor:
+        phase = self.phase[positions]
+        return torch.polar(self.amplitude.expand_as(phase), phase)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from maxclass_lightning.images import FourierImage, PixelImage
+from maxclass_lightning.images import FourierImage, PhaseImage, PixelImage
 
-PARAMETERIZATIONS = [PixelImage, FourierImage]
+PARAMETERIZATIONS = [PixelImage, FourierImage, PhaseImage]
 
 
 @pytest.mark.parametrize("kind", PARAMETERIZATIONS, ids=lambda k: k.__name__)
@@ -42,7 +42,7 @@ def test_fourier_image_stays_in_unit_range_and_starts_near_grey():
     start = image(torch.tensor([0, 1]))
     assert (start - 0.5).abs().max() < 0.05
     with torch.no_grad():
-        image.spectrum.mul_(1e4)
+        image.coefficients.mul_(1e4)
     pushed = image(torch.tensor([0, 1]))
     assert 0 <= pushed.min() and pushed.max() <= 1 and pushed.std() > 0.2
 
@@ -57,4 +57,24 @@ def test_fourier_scaling_favours_low_frequencies():
 def test_fourier_gradients_reach_the_spectrum():
     image = FourierImage([1], 16, seed=0)
     image(torch.tensor([0]))[:, 0].sum().backward()
-    assert image.spectrum.grad is not None and image.spectrum.grad.abs().sum() > 0
+    assert image.coefficients.grad is not None and image.coefficients.grad.abs().sum() > 0
+
+
+def test_phase_image_keeps_its_amplitude_spectrum_whatever_the_phase():
+    image = PhaseImage([1, 2], 32, seed=0, decorrelate=False)
+    with torch.no_grad():
+        image.phase.add_(torch.randn_like(image.phase) * 3)
+    rendered = image(torch.tensor([0, 1]))
+    assert 0 <= rendered.min() and rendered.max() <= 1
+    spatial = torch.logit(rendered.double().clamp(1e-12, 1 - 1e-12))
+    amplitude = torch.fft.rfft2(spatial, norm="ortho").abs()
+    expected = image.amplitude.double().expand_as(amplitude)
+    # Hermitian symmetry makes the real transform fold some coefficients; away from the edge
+    # columns every amplitude is exactly the fixed one.
+    torch.testing.assert_close(amplitude[..., 1:-1], expected[..., 1:-1], rtol=1e-4, atol=1e-4)
+
+
+def test_phase_image_has_photograph_contrast_from_the_start():
+    rendered = PhaseImage([1, 2, 3], 64, seed=0)(torch.tensor([0, 1, 2]))
+    assert 0.15 < rendered.std(dim=(2, 3)).mean() < 0.3
+    assert abs(rendered.mean().item() - 0.5) < 0.05

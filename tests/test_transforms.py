@@ -51,3 +51,22 @@ def test_resize_without_size_is_the_identity():
     images = torch.rand(1, 3, 16, 16)
     assert Resize()(images, keys([0, 1, 0, 0])) is images
     assert Resize(8)(images, keys([0, 1, 0, 0])).shape == (1, 3, 8, 8)
+
+
+def test_color_shift_changes_each_views_colour_within_bounds():
+    images = torch.full((2, 3, 8, 8), 0.5)
+    still = dict(pad=0, jitter=0, scale=(1, 1), rotate=0)
+    plain = RandomViews(**still)(images, keys([0, 1, 0, 0], [0, 2, 0, 0]))
+    shifted = RandomViews(**still, color_shift=0.1)(images, keys([0, 1, 0, 0], [0, 2, 0, 0]))
+    torch.testing.assert_close(plain, images, rtol=0, atol=1e-5)
+    offsets = (shifted - images).mean(dim=(2, 3))
+    assert (offsets.abs() <= 0.1 + 1e-6).all() and offsets.abs().max() > 0.01
+    assert not torch.allclose(offsets[0], offsets[1])  # each view its own colour
+
+
+def test_color_shift_leaves_the_warp_unchanged():
+    images = torch.rand(1, 3, 16, 16)
+    warped = RandomViews(rotate=30)(images, keys([0, 1, 0, 3]))
+    recoloured = RandomViews(rotate=30, color_shift=0.2)(images, keys([0, 1, 0, 3]))
+    factor, shift = RandomViews(rotate=30, color_shift=0.2).color(keys([0, 1, 0, 3]))
+    torch.testing.assert_close(recoloured, (warped - 0.5) * factor.float() + shift.float() + 0.5, rtol=0, atol=1e-5)
