@@ -128,8 +128,9 @@ class ImageLogger(Callback):
                     for writer in writers:
                         writer.add_image(f"images/{pl_module.tags[position]}", picture, step)
             tiles.append(grid_tiles(batch, len(pl_module.classes), TENSORBOARD_GRID_MAX_SIDE))
-        for writer in writers:
-            writer.add_image("images/grid", grid(torch.cat(tiles)), step)
+        if len(pl_module.classes) > 1:  # with one class its own tag is the whole picture
+            for writer in writers:
+                writer.add_image("images/grid", grid(torch.cat(tiles)), step)
 
 
 def log_interval(trainer: Trainer) -> int:

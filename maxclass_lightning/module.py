@@ -157,10 +157,10 @@ class ClassVisualizer(LightningModule):
             [constant * self.seed, self.class_indices[work[:, 0]], work[:, 1], constant * self.global_step], dim=1
         )
 
-    def _loss(self, work: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def _loss(self, work: Tensor, with_stats: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
         """Negative target logit summed over ``work`` items (a mean over each class's views),
-        plus the weighted regularizers of each image; and each item's score, probability and rank
-        (1: the classifier's top class)."""
+        plus the weighted regularizers of each image; with ``with_stats`` (logging steps only),
+        each item's score, probability and rank too."""
         if len(work) == 0:  # a process with nothing to do this step (more processes than items)
             dtype = torch.promote_types(next(self.image.parameters()).dtype, torch.float32)  # as the others'
             nothing = work.new_zeros(0, dtype=dtype)
@@ -175,12 +175,18 @@ class ClassVisualizer(LightningModule):
         logits = self.scores(views)
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
         target = logits.gather(1, self.class_indices[positions, None]).squeeze(1)
-        with torch.no_grad():
-            probability = logits.softmax(1).gather(1, self.class_indices[positions, None]).squeeze(1)
-            rank = (logits > target[:, None]).sum(1) + 1
-        stats = {"score": target.detach(), "prob": probability, "rank": rank.float()}
-        penalty = regularizers.weighted(images, self.regularizer_weights).sum() / self.views
-        return penalty - target.sum() / self.views, stats
+        stats = self._stats(logits, target, positions) if with_stats else {}
+        loss = -target.sum() / self.views
+        if self.regularizer_weights:
+            loss = loss + regularizers.weighted(images, self.regularizer_weights).sum() / self.views
+        return loss, stats
+
+    @torch.no_grad()
+    def _stats(self, logits: Tensor, target: Tensor, positions: Tensor) -> dict[str, Tensor]:
+        """Each item's target score, probability and rank (1: the classifier's top class)."""
+        probability = logits.softmax(1).gather(1, self.class_indices[positions, None]).squeeze(1)
+        rank = (logits > target[:, None]).sum(1) + 1
+        return {"score": target.detach(), "prob": probability, "rank": rank.to(probability.dtype)}
 
     def chunks(self, work: Tensor) -> tuple[Tensor, ...]:
         """``work`` cut into classifier forward passes of at most ``batch_size`` items."""
@@ -196,11 +202,12 @@ class ClassVisualizer(LightningModule):
         """
         parameters = [p for p in self.image.parameters() if p.requires_grad]
         chunks = self.chunks(work)
+        logging = self._is_log_step()
         earlier_loss = work.new_zeros((), dtype=torch.float32)
         earlier_grads: list[Tensor] | None = None
         chunk_stats = []
         for chunk in chunks[:-1]:
-            loss, stats = self._loss(chunk)
+            loss, stats = self._loss(chunk, logging)
             grads = torch.autograd.grad(loss, parameters)
             if earlier_grads is None:
                 earlier_grads = list(grads)
@@ -209,12 +216,12 @@ class ClassVisualizer(LightningModule):
                     total.add_(grad)
             earlier_loss = earlier_loss + loss.detach()
             chunk_stats.append(stats)
-        loss, stats = self._loss(chunks[-1])
+        loss, stats = self._loss(chunks[-1], logging)
         chunk_stats.append(stats)
         if earlier_grads is not None:
             carried = sum((p * g).sum() for p, g in zip(parameters, earlier_grads))
             loss = loss + earlier_loss + (carried - carried.detach())
-        if self._is_log_step():
+        if logging:
             stats = {key: torch.cat([s[key] for s in chunk_stats]) for key in stats}
             metrics = self._metrics(work, loss.detach().clone(), stats)
             # CPU tensors: Lightning keeps them where they are, so the progress bar costs no sync.
@@ -257,7 +264,7 @@ class ClassVisualizer(LightningModule):
         loss, chunk_stats = work.new_zeros((), dtype=torch.float32), []
         with torch.no_grad():
             for chunk in self.chunks(work):
-                chunk_loss, stats = self._loss(chunk)
+                chunk_loss, stats = self._loss(chunk, with_stats=True)
                 loss, chunk_stats = loss + chunk_loss, [*chunk_stats, stats]
         stats = {key: torch.cat([s[key] for s in chunk_stats]) for key in chunk_stats[0]}
         metrics = self._metrics(work, loss, stats)
