@@ -8,6 +8,7 @@ renders them alone, with no collective call.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,12 +44,16 @@ def run_directory(trainer: Trainer) -> Path:
     return Path(trainer.default_root_dir)
 
 
-def pictures(module: LightningModule, chunk: int = EXPORT_CHUNK) -> Iterator[tuple[range, Tensor]]:
-    """(class positions, display-ready pictures on the CPU) for all classes of the run, ``chunk`` at a time."""
+def pictures(
+    module: LightningModule, chunk: int = EXPORT_CHUNK, upsample: bool = True
+) -> Iterator[tuple[range, Tensor]]:
+    """(class positions, display-ready pictures on the CPU) for all classes of the run, ``chunk`` at
+    a time; without ``upsample``, at the optimized size (the rest of the display pipeline applies)."""
+    display = module.display if upsample else dataclasses.replace(module.display, upsample=1.0)
     count = len(module.classes)
     for start in range(0, count, chunk):
         positions = range(start, min(start + chunk, count))
-        yield positions, module.display(module.render(positions)).cpu()
+        yield positions, display(module.render(positions)).cpu()
 
 
 class ImageExport(Callback):
@@ -95,12 +100,18 @@ class ImageLogger(Callback):
         snapshots: snapshots per run when ``every_n_steps`` is null.
         max_class_tags: classes that also get their own tag (``images/259_pomeranian``); every
             class is always in ``images/grid``.
+        upsample: apply the display's upsampling to snapshots too. Off by default: TensorBoard
+            scales images in the browser, and encoding 4x the pixels 20 times cost 2.7% of a
+            256-px run here.
     """
 
-    def __init__(self, every_n_steps: int | None = None, snapshots: int = 20, max_class_tags: int = 32) -> None:
+    def __init__(
+        self, every_n_steps: int | None = None, snapshots: int = 20, max_class_tags: int = 32, upsample: bool = False
+    ) -> None:
         self.every_n_steps = every_n_steps
         self.snapshots = snapshots
         self.max_class_tags = max_class_tags
+        self.upsample = upsample
 
     def interval(self, trainer: Trainer) -> int:
         return self.every_n_steps or max(1, trainer.max_steps // self.snapshots)
@@ -122,7 +133,7 @@ class ImageLogger(Callback):
         if not writers:
             return
         tiles = []
-        for positions, batch in pictures(pl_module):
+        for positions, batch in pictures(pl_module, upsample=self.upsample):
             for position, picture in zip(positions, batch):
                 if position < self.max_class_tags:
                     for writer in writers:

@@ -55,11 +55,11 @@ def test_image_snapshots_per_class_and_grid_up_to_the_last_step(finished_run):
         assert [s.step for s in snapshots] == expected_steps, tag
         pixels = np.asarray(Image.open(io.BytesIO(snapshots[-1].encoded_image_string)).convert("RGB"))
         assert pixels.min() < 64 and pixels.max() > 192  # min-max display spans the range
-    # Each class tile is the 2x-upsampled 32-px image.
+    # Snapshots are at the optimized size (32 px); the exported PNGs get the 2x upsample.
     assert (
         accumulator.Images("images/259_pomeranian")[-1].width,
         accumulator.Images("images/1_goldfish")[-1].height,
-    ) == (64, 64)
+    ) == (32, 32)
 
 
 def test_scalars_per_class_and_image_statistics(finished_run):
@@ -137,7 +137,7 @@ def test_live_tensorboard_server_serves_the_run_images(finished_run):
         assert [s["step"] for s in snapshots] == [0, 2, 4, 6, 8]
         png = _get(f"{base}/individualImage?{snapshots[-1]['query']}")
         with Image.open(io.BytesIO(png)) as picture:
-            assert picture.size == (64, 64)
+            assert picture.size == (32, 32)
     finally:
         server.terminate()
         server.wait(timeout=30)
