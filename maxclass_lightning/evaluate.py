@@ -24,6 +24,9 @@ from maxclass_lightning.errors import ConfigError
 #: How many of the top classes count as a top-5 hit.
 TOP_K = 5
 
+#: Pictures per forward pass.
+EVALUATE_BATCH = 32
+
 _EXPORTED_NAME = re.compile(r"^(\d+)_")
 
 
@@ -87,16 +90,28 @@ def load_picture(path: Path, size: int) -> Tensor:
 
 @torch.no_grad()
 def score(
-    paths: list[Path], targets: list[int], network: nn.Module, names: list[str], size: int, normalize: bool
+    paths: list[Path],
+    targets: list[int],
+    network: nn.Module,
+    names: list[str],
+    size: int,
+    normalize: bool,
+    device: str = "cpu",
+    batch_size: int = EVALUATE_BATCH,
 ) -> list[Score]:
-    """Target probability and rank of each picture under ``network``."""
+    """Target probability and rank (1: top) of each picture under ``network``."""
     preprocess = v2.Normalize(classifiers.IMAGENET_MEAN, classifiers.IMAGENET_STD) if normalize else nn.Identity()
+    network = network.to(device)
     scores = []
-    for path, target in zip(paths, targets):
-        logits = network(preprocess(load_picture(path, size))[None])[0]
-        probability = logits.softmax(0)[target].item()
-        rank = int((logits > logits[target]).sum()) + 1
-        scores.append(Score(str(path), target, names[target], probability, rank))
+    for start in range(0, len(paths), batch_size):
+        batch_paths, batch_targets = paths[start : start + batch_size], targets[start : start + batch_size]
+        pictures = torch.stack([load_picture(path, size) for path in batch_paths]).to(device)
+        logits = network(preprocess(pictures)).float()
+        chosen = torch.tensor(batch_targets, device=device)[:, None]
+        probabilities = logits.softmax(1).gather(1, chosen).squeeze(1).tolist()
+        ranks = ((logits > logits.gather(1, chosen)).sum(1) + 1).tolist()
+        for path, target, probability, rank in zip(batch_paths, batch_targets, probabilities, ranks):
+            scores.append(Score(str(path), target, names[target], probability, rank))
     return scores
 
 
@@ -122,6 +137,7 @@ def parser() -> ArgumentParser:
     parser.add_argument("--classes", type=list[int | str] | None, default=None, help="one class per picture")
     parser.add_argument("--image_size", type=int, default=224, help="classifier input side, in pixels")
     parser.add_argument("--normalize", type=bool, default=True, help="ImageNet mean/std before the classifier")
+    parser.add_argument("--device", default="cpu", help="where the classifier runs: cpu, cuda, cuda:1, ...")
     parser.add_argument("--json", type=str | None, default=None, help="also write the scores to this file")
     return parser
 
@@ -132,7 +148,7 @@ def main(args: list[str]) -> list[Score]:
     network = classifiers.build_classifier(config.classifier, config.weights)
     names = classifiers.class_names(config.classifier, network)
     targets = target_classes(paths, config.classes, names)
-    scores = score(paths, targets, network, names, config.image_size, config.normalize)
+    scores = score(paths, targets, network, names, config.image_size, config.normalize, config.device)
     print(report(scores))
     if config.json:
         records = [{**asdict(s), "top1": s.top1, "top5": s.top5} for s in scores]
