@@ -49,6 +49,13 @@ def run_dir(save_dir: Path, name: str = "maxclass") -> Path:
     return versions[0]
 
 
+@pytest.fixture(autouse=True)
+def command_line_of_the_app(monkeypatch):
+    """In-process CLI runs see the app's own command line, not pytest's (LightningCLI warns when
+    given both ``args`` and a command line)."""
+    monkeypatch.setattr(sys, "argv", ["maxclass_lightning"])
+
+
 @pytest.fixture
 def in_process_fit(tmp_path):
     """Runs the CLI's ``fit`` in this process and returns the LightningCLI (model and trainer)."""
