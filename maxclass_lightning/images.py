@@ -64,6 +64,8 @@ class SpectralImage(ClassImages):
     def __init__(self, classes: Sequence[int], size: int, seed: int, decorrelate: bool = True) -> None:
         super().__init__(classes, size, seed)
         self.decorrelate = decorrelate
+        # Side of the rendered canvas, and the border cut from each side of it, pixels.
+        self.canvas, self.border = size, 0
         color = IMAGENET_COLOR_SQRT_COVARIANCE / IMAGENET_COLOR_SQRT_COVARIANCE.norm(dim=0).max()
         self.register_buffer("color", color, persistent=False)
 
@@ -73,11 +75,13 @@ class SpectralImage(ClassImages):
         return torch.sqrt(torch.fft.fftfreq(size)[:, None] ** 2 + torch.fft.rfftfreq(size)[None, :] ** 2)
 
     def spectrum(self, positions: Tensor) -> Tensor:
-        """Complex ``[K, 3, size, size // 2 + 1]`` spectra of these classes."""
+        """Complex ``[K, 3, canvas, canvas // 2 + 1]`` spectra of these classes."""
         raise NotImplementedError
 
     def forward(self, positions: Tensor) -> Tensor:
-        image = torch.fft.irfft2(self.spectrum(positions), s=(self.size, self.size), norm="ortho")
+        image = torch.fft.irfft2(self.spectrum(positions), s=(self.canvas, self.canvas), norm="ortho")
+        if self.border:
+            image = image[..., self.border : self.border + self.size, self.border : self.border + self.size]
         if self.decorrelate:
             image = torch.einsum("nchw,dc->ndhw", image, self.color)
         return torch.sigmoid(image)
@@ -143,6 +147,10 @@ class PhaseImage(SpectralImage):
         contrast: standard deviation of each decorrelated channel before the sigmoid
             (``PHASE_IMAGE_CONTRAST``); it sets the picture's contrast, which no longer changes.
         decorrelate: mix colour channels through ``IMAGENET_COLOR_SQRT_COVARIANCE``.
+        margin: extra canvas on each side, as a fraction of the side, rendered and cut away. The
+            fixed energy has to go somewhere: without a margin the optimizer parks the surplus at
+            the image's wrap-around corners, which the views see least, as a bright spot; with
+            one it can park it out of the picture.
     """
 
     def __init__(
@@ -153,9 +161,12 @@ class PhaseImage(SpectralImage):
         decay: float = 1.0,
         contrast: float = PHASE_IMAGE_CONTRAST,
         decorrelate: bool = True,
+        margin: float = 0.0,
     ) -> None:
         super().__init__(classes, size, seed, decorrelate)
-        amplitude = self.frequencies(size).clamp_min(1.0 / size) ** -decay
+        self.border = round(size * margin)
+        self.canvas = canvas = size + 2 * self.border
+        amplitude = self.frequencies(canvas).clamp_min(1.0 / canvas) ** -decay
         # The mean brightness is the sigmoid's midpoint: the zero-frequency term carries no energy.
         amplitude[0, 0] = 0.0
         # Scale so that the spatial image has standard deviation ``contrast``: with the orthonormal
@@ -163,11 +174,11 @@ class PhaseImage(SpectralImage):
         # rfft column other than the first (and the Nyquist one, for even sizes) stands for two.
         weights = torch.full_like(amplitude, 2.0)
         weights[:, 0] = 1.0
-        if size % 2 == 0:
+        if canvas % 2 == 0:
             weights[:, -1] = 1.0
-        energy = (weights * amplitude.square()).sum() / size**2
+        energy = (weights * amplitude.square()).sum() / canvas**2
         self.register_buffer("amplitude", amplitude * contrast / energy.sqrt(), persistent=False)
-        shape = (3, size, size // 2 + 1)
+        shape = (3, canvas, canvas // 2 + 1)
         initial = [(torch.rand(shape, generator=generator(seed, index)) * 2 - 1) * torch.pi for index in self.classes]
         self.phase = nn.Parameter(torch.stack(initial))
 

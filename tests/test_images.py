@@ -78,3 +78,12 @@ def test_phase_image_has_photograph_contrast_from_the_start():
     rendered = PhaseImage([1, 2, 3], 64, seed=0)(torch.tensor([0, 1, 2]))
     assert 0.15 < rendered.std(dim=(2, 3)).mean() < 0.3
     assert abs(rendered.mean().item() - 0.5) < 0.05
+
+
+def test_phase_image_margin_renders_the_centre_of_a_larger_canvas():
+    with_margin = PhaseImage([259], 32, seed=0, margin=0.125)
+    assert with_margin.phase.shape == (1, 3, 40, 21)
+    rendered = with_margin(torch.tensor([0]))
+    assert rendered.shape == (1, 3, 32, 32)
+    whole_canvas = PhaseImage([259], 40, seed=0)(torch.tensor([0]))
+    torch.testing.assert_close(rendered, whole_canvas[..., 4:36, 4:36])
