@@ -101,8 +101,8 @@ class ImageLogger(Callback):
         max_class_tags: classes that also get their own tag (``images/259_pomeranian``); every
             class is always in ``images/grid``.
         upsample: apply the display's upsampling to snapshots too. Off by default: TensorBoard
-            scales images in the browser, and encoding 4x the pixels 20 times cost 2.7% of a
-            256-px run here.
+            scales images in the browser, and 4x the pixels is 4x the PNG encoding (upsampled,
+            3 snapshots of one 256-px class spent 0.46 s encoding in a 20-step, 11 s run here).
     """
 
     def __init__(

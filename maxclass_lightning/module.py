@@ -222,13 +222,10 @@ class ClassVisualizer(LightningModule):
             carried = sum((p * g).sum() for p, g in zip(parameters, earlier_grads))
             loss = loss + earlier_loss + (carried - carried.detach())
         if logging:
-            stats = {key: torch.cat([s[key] for s in chunk_stats]) for key in stats}
-            metrics = self._metrics(work, loss.detach().clone(), stats)
+            metrics = self._log_metrics(work, loss.detach().clone(), chunk_stats)
             # CPU tensors: Lightning keeps them where they are, so the progress bar costs no sync.
             progress = {key: torch.tensor(metrics[key]) for key in ("loss", "prob")}
             self.log_dict(progress, prog_bar=True, logger=False, batch_size=1)
-            for logger in self.loggers:
-                logger.log_metrics(metrics, step=self.global_step)
         # DDP averages gradients over processes, each of which computed a disjoint share of the
         # items: scaling by the number of processes gives every image its single-device gradient.
         return loss * self.trainer.world_size
@@ -237,12 +234,14 @@ class ClassVisualizer(LightningModule):
         """Every ``trainer.log_every_n_steps`` steps, counting from the first."""
         return self.global_step % (self.trainer.log_every_n_steps or self.trainer.max_steps) == 0
 
-    def _metrics(self, work: Tensor, loss: Tensor, stats: dict[str, Tensor]) -> dict[str, float]:
-        """Loss, per-class score/prob/rank and image statistics, summed over processes.
+    def _log_metrics(self, work: Tensor, loss: Tensor, chunk_stats: list[dict[str, Tensor]]) -> dict[str, float]:
+        """Loss, per-class score/prob/rank and image statistics, summed over processes, written to
+        the loggers and returned.
 
         Called on logging steps only (a host sync); the values describe the images after
         ``global_step`` optimizer steps, and are logged at that step, like the image snapshots.
         """
+        stats = {key: torch.cat([s[key] for s in chunk_stats]) for key in chunk_stats[0]}
         strategy = self.trainer.strategy
         values = torch.stack(list(stats.values()), 1).to(self.device)
         per_class = values.new_zeros(len(self.classes), len(stats))
@@ -254,6 +253,8 @@ class ClassVisualizer(LightningModule):
         for column, values in zip(stats, per_class.T.tolist()):
             metrics.update({f"{column}/{tag}": value for tag, value in zip(self.tags, values)})
         metrics.update({f"image/{key}": value.item() for key, value in self.image_statistics().items()})
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=self.global_step)
         return metrics
 
     @override
@@ -261,15 +262,9 @@ class ClassVisualizer(LightningModule):
         """Score the final images, after the last step, so the scalars end where the images do."""
         work = shard(work_items(len(self.classes), self.views), self.global_rank, self.trainer.world_size)
         work = work.to(self.device)
-        loss, chunk_stats = work.new_zeros((), dtype=torch.float32), []
         with torch.no_grad():
-            for chunk in self.chunks(work):
-                chunk_loss, stats = self._loss(chunk, with_stats=True)
-                loss, chunk_stats = loss + chunk_loss, [*chunk_stats, stats]
-        stats = {key: torch.cat([s[key] for s in chunk_stats]) for key in chunk_stats[0]}
-        metrics = self._metrics(work, loss, stats)
-        for logger in self.loggers:
-            logger.log_metrics(metrics, step=self.global_step)
+            losses, chunk_stats = zip(*(self._loss(chunk, with_stats=True) for chunk in self.chunks(work)))
+        self._log_metrics(work, sum(losses), list(chunk_stats))
 
     def run_summary(self) -> dict[str, int | float | str | bool | None]:
         """What defines this run, for TensorBoard's hyperparameter view and hparams.yaml."""
