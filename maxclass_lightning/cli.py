@@ -8,6 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import jsonargparse._typehints
 from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -41,6 +42,25 @@ TRAINER_DEFAULTS = {
 #: The seed's optimizer, spelled as a config so that the saved config.yaml shows it.
 OPTIMIZER_DEFAULT = {"class_path": "torch.optim.AdamW", "init_args": {"lr": 5.0, "weight_decay": 0.1}}
 IMAGE_DEFAULT = {"class_path": "maxclass_lightning.images.PixelImage"}
+
+
+def _discard_init_args_on_class_path_change(parser_or_action, previous, value) -> None:
+    """A class named in place of another starts from its own defaults: none of the previous
+    class's ``init_args`` carry over.
+
+    jsonargparse keeps, by design, every previous ``init_args`` entry the new class also accepts
+    (so that ``--optimizer SGD`` keeps a configured ``lr``). Here that silently gave every recipe
+    naming ``torch.optim.Adam`` the default AdamW's ``weight_decay: 0.1``. Replaces jsonargparse's
+    own hook of the same name; ``tests/test_configs.py`` checks the resolved configs, so a
+    jsonargparse release that changes the hook fails there.
+    """
+    if previous and "init_args" in previous and previous["class_path"] != value["class_path"]:
+        previous = jsonargparse._typehints.subclass_spec_as_namespace(previous)
+        for key in list(previous.init_args.keys()):
+            previous.init_args.pop(key)
+
+
+jsonargparse._typehints.discard_init_args_on_class_path_change = _discard_init_args_on_class_path_change
 
 
 class _NoAdvertisements(logging.Filter):
