@@ -1,5 +1,5 @@
 """Callbacks that show and keep the class images: TensorBoard snapshots, PNG export, and the
-guards that keep finished work when a run diverges or is interrupted.
+guard that keeps the last finite images when a run diverges (``checkpoints`` keeps the rest).
 
 All are on by default (the module adds any that ``trainer.callbacks`` does not configure) and
 write from global rank 0 only. The images are parameters replicated on every process, so rank 0
@@ -9,7 +9,6 @@ renders them alone, with no collective call.
 from __future__ import annotations
 
 import dataclasses
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +16,10 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor
 from typing_extensions import override
 
+from maxclass_lightning.checkpoints import is_disk_full, run_directory
 from maxclass_lightning.display import contact_sheet, grid, grid_tiles, save_png
 from maxclass_lightning.errors import RunError
 
@@ -30,18 +29,6 @@ EXPORT_CHUNK = 16
 #: Side of the TensorBoard grid snapshot, pixels: smaller than the exported grid, since it is
 #: encoded about 20 times per run.
 TENSORBOARD_GRID_MAX_SIDE = 2048
-
-
-def run_directory(trainer: Trainer) -> Path:
-    """Where the run writes, ``<save_dir>/<name>/version_<n>``, as this process's logger knows it.
-
-    Only rank 0 writes, and its logger is the one that made the directory, so no collective call
-    is needed (``trainer.log_dir`` makes one, which cannot be used after an interruption).
-    """
-    for logger in trainer.loggers:
-        if getattr(logger, "log_dir", None):
-            return Path(logger.log_dir)
-    return Path(trainer.default_root_dir)
 
 
 def pictures(
@@ -73,7 +60,10 @@ class ImageExport(Callback):
     @rank_zero_only
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         """A run that stops early still leaves the images it reached (after a divergence, the
-        guard has already put back the last finite ones)."""
+        guard has already put back the last finite ones); not when the disk is full, where it
+        would fail the same way (the checkpoint keeps the images)."""
+        if is_disk_full(exception):
+            return
         folder = self.export(pl_module, run_directory(trainer) / self.dirname)
         rank_zero_info(f"Exported the images of step {trainer.global_step} to {folder}")
 
@@ -188,77 +178,3 @@ class DivergenceGuard(Callback):
             f"{self.finite_step}, the last finite ones, are exported to {run_directory(trainer) / 'images'}. "
             "Lower model.optimizer.init_args.lr"
         )
-
-
-class InterruptCheckpoint(Callback):
-    """Makes Ctrl-C (SIGINT) and SIGTERM stop the run between two steps, with a resumable checkpoint.
-
-    SIGINT is turned into a request that is honoured at the end of the current step, so the
-    checkpoint ``checkpoints/last.ckpt`` holds a consistent state: images, optimizer and step, and
-    ``fit --ckpt_path .../last.ckpt`` finishes the run as if it had never stopped. With several
-    processes the request is agreed on at the next logging step (a collective). A second Ctrl-C
-    stops at once, mid-step, and then no checkpoint is written. Lightning itself turns SIGTERM into
-    an exception between steps.
-    """
-
-    def __init__(self, filename: str = "last.ckpt") -> None:
-        self.filename = filename
-        self.requested = False
-        self.forced = False
-        self.previous_handler = None
-
-    def _request(self, signum, frame) -> None:
-        if self.requested:
-            self.forced = True
-            raise KeyboardInterrupt
-        self.requested = True
-
-    @override
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.requested = self.forced = False
-        self.previous_handler = signal.signal(signal.SIGINT, self._request)
-
-    @override
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx) -> None:
-        requested = self.requested
-        if trainer.world_size > 1:
-            # Every process must stop at the same step; agreeing costs a collective, so it is
-            # done at the logging interval only.
-            if trainer.global_step % log_interval(trainer):
-                return
-            requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
-        if requested:
-            raise KeyboardInterrupt
-
-    @override
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._restore_handler()
-
-    @override
-    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        interrupted = isinstance(exception, (KeyboardInterrupt, SIGTERMException))
-        if interrupted and trainer.is_global_zero:
-            if self.forced:
-                rank_zero_info(f"Stopped mid-step after step {trainer.global_step}; no checkpoint written.")
-            else:
-                path = self.save(trainer)
-                rank_zero_info(
-                    f"Interrupted after step {trainer.global_step}; checkpoint {path}. "
-                    f"Resume with: python -m maxclass_lightning fit --config <config> --ckpt_path {path}"
-                )
-        self._restore_handler()
-
-    def save(self, trainer: Trainer) -> Path:
-        """Write the checkpoint from this process alone (``trainer.save_checkpoint`` waits at a
-        barrier for processes that may already have stopped), atomically."""
-        path = run_directory(trainer) / "checkpoints" / self.filename
-        partial = path.with_name(path.name + ".partial")
-        checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
-        trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, partial)
-        partial.replace(path)
-        return path
-
-    def _restore_handler(self) -> None:
-        if self.previous_handler is not None:
-            signal.signal(signal.SIGINT, self.previous_handler)
-            self.previous_handler = None

@@ -1,0 +1,274 @@
+"""Keeping a run's work: periodic atomic checkpoints, a checkpoint on Ctrl-C or SIGTERM, and what a
+checkpoint says about the run it came from (for resuming).
+
+A run killed without warning (SIGKILL, the out-of-memory killer, a preempted VM, a cluster's hard
+time limit) loses at most one checkpoint interval: ``checkpoints/last.ckpt`` is rewritten every
+``every_n_minutes`` (and/or ``every_n_steps``) and at the end, each time into a sibling temporary
+file that replaces it in one ``os.replace``, so the file on disk is always a complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from typing_extensions import override
+
+from maxclass_lightning.errors import ConfigError
+
+#: Default wall-clock interval between checkpoints: a killed run loses at most this much work.
+CHECKPOINT_MINUTES = 10.0
+
+#: The checkpoint a run keeps and a resume starts from, in ``<run>/checkpoints/``.
+LAST_CHECKPOINT = "last.ckpt"
+
+#: Errors that mean the disk (or the user's quota) is full.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def run_directory(trainer: Trainer) -> Path:
+    """Where the run writes, ``<save_dir>/<name>/version_<n>``, as this process's logger knows it.
+
+    Only rank 0 writes, and its logger is the one that made the directory, so no collective call
+    is needed (``trainer.log_dir`` makes one, which cannot be used after an interruption).
+    """
+    for logger in trainer.loggers:
+        if getattr(logger, "log_dir", None):
+            return Path(logger.log_dir)
+    return Path(trainer.default_root_dir)
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) is a full disk or quota."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in DISK_FULL:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` into ``<path>.partial`` beside the target, flushed to disk, then ``os.replace``.
+
+    Written by hand because Lightning's own atomic save stages the file in the system temporary
+    folder and moves it: across file systems that move is a copy, which a kill or a full disk can
+    leave half-written. A same-folder rename cannot: the previous checkpoint stays whole until the
+    new one is complete. On failure (a full disk) the partial file is removed and the error raised.
+    """
+
+    @override
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        try:
+            with open(partial, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
+
+class PeriodicCheckpoint(ModelCheckpoint):
+    """Rewrites ``checkpoints/last.ckpt`` every ``every_n_minutes`` of training, every ``every_n_steps``
+    steps, and after the last step, atomically (``AtomicCheckpointIO``).
+
+    One file, always the newest state: images, optimizer state and step (not the frozen classifier,
+    rebuilt from the hyperparameters). ``fit --ckpt_path <run>/checkpoints/last.ckpt`` continues a
+    killed run to the same final images as an uninterrupted one.
+
+    Args:
+        every_n_minutes: wall-clock minutes between checkpoints (``CHECKPOINT_MINUTES``); null: none
+            on time. All processes follow rank 0's clock.
+        every_n_steps: optimizer steps between checkpoints, in addition; null: none on steps.
+    """
+
+    def __init__(self, every_n_minutes: float | None = CHECKPOINT_MINUTES, every_n_steps: int | None = None) -> None:
+        if every_n_minutes is not None and not every_n_minutes > 0:
+            raise ConfigError(
+                f"PeriodicCheckpoint every_n_minutes is {every_n_minutes}; give a positive number of minutes "
+                "(e.g. 10) or null"
+            )
+        if every_n_steps is not None and every_n_steps < 1:
+            raise ConfigError(
+                f"PeriodicCheckpoint every_n_steps is {every_n_steps}; give a positive number of steps or null"
+            )
+        interval = timedelta(minutes=every_n_minutes) if every_n_minutes is not None else None
+        super().__init__(save_top_k=0, save_last=True, train_time_interval=interval, enable_version_counter=False)
+        self.every_n_minutes = every_n_minutes
+        self.every_n_steps = every_n_steps
+
+    @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # leave a user's own plugin alone
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+
+    @override
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._last_time_checked = time.monotonic()  # the first interval counts from the first step
+
+    @override
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        due = step == trainer.max_steps or (self.every_n_steps is not None and step % self.every_n_steps == 0)
+        if due and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            self._last_time_checked = time.monotonic()
+            return
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)  # the time interval
+
+
+def is_lightning_default(callback: Callback) -> bool:
+    """Whether ``callback`` is the plain ``ModelCheckpoint()`` the Trainer adds by itself (or one
+    configured the same way), which ``PeriodicCheckpoint`` replaces; any other is the user's."""
+    return type(callback) is ModelCheckpoint and (
+        callback.dirpath is None
+        and callback.filename is None
+        and callback.monitor is None
+        and callback.save_top_k == 1
+        and not callback.save_last
+        and not callback._every_n_train_steps
+        and callback._train_time_interval is None
+    )
+
+
+class InterruptCheckpoint(Callback):
+    """Makes Ctrl-C (SIGINT) and SIGTERM stop the run between two steps, with a resumable checkpoint.
+
+    SIGINT is turned into a request that is honoured at the end of the current step, so the
+    checkpoint ``checkpoints/last.ckpt`` holds a consistent state: images, optimizer and step, and
+    ``fit --ckpt_path .../last.ckpt`` finishes the run as if it had never stopped. With several
+    processes the request is agreed on at the next logging step (a collective). A second Ctrl-C
+    stops at once, mid-step, and then no new checkpoint is written (the periodic one stays).
+    Lightning itself turns SIGTERM into an exception between steps.
+    """
+
+    def __init__(self, filename: str = LAST_CHECKPOINT) -> None:
+        self.filename = filename
+        self.requested = False
+        self.forced = False
+        self.previous_handler = None
+
+    def _request(self, signum, frame) -> None:
+        if self.requested:
+            self.forced = True
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @override
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.requested = self.forced = False
+        self.previous_handler = signal.signal(signal.SIGINT, self._request)
+
+    @override
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx) -> None:
+        requested = self.requested
+        if trainer.world_size > 1:
+            # Every process must stop at the same step; agreeing costs a collective, so it is
+            # done at the logging interval only.
+            if trainer.global_step % (trainer.log_every_n_steps or trainer.max_steps):
+                return
+            requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
+        if requested:
+            raise KeyboardInterrupt
+
+    @override
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._restore_handler()
+
+    @override
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        interrupted = isinstance(exception, (KeyboardInterrupt, SIGTERMException))
+        if interrupted and trainer.is_global_zero:
+            if self.forced:
+                rank_zero_info(f"Stopped mid-step after step {trainer.global_step}; no new checkpoint written.")
+            else:
+                path = self.save(trainer)
+                rank_zero_info(
+                    f"Interrupted after step {trainer.global_step}; checkpoint {path}. "
+                    f"Resume with: python -m maxclass_lightning fit --config <config> --ckpt_path {path}"
+                )
+        self._restore_handler()
+
+    def save(self, trainer: Trainer) -> Path:
+        """Write the checkpoint from this process alone (``trainer.save_checkpoint`` waits at a
+        barrier for processes that may already have stopped), atomically."""
+        path = run_directory(trainer) / "checkpoints" / self.filename
+        checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+        AtomicCheckpointIO().save_checkpoint(checkpoint, path)
+        return path
+
+    def _restore_handler(self) -> None:
+        if self.previous_handler is not None:
+            signal.signal(signal.SIGINT, self.previous_handler)
+            self.previous_handler = None
+
+
+class DiskFullGuard(Callback):
+    """Words a full disk as a one-line stop that says what was kept.
+
+    Checkpoints are written atomically, so the last complete one is still on disk. The message is
+    attached to the exception (``RUN_MESSAGE``) for the command line to print; raising here instead
+    would skip Lightning's teardown (loggers, processes).
+    """
+
+    @override
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        if not is_disk_full(exception):
+            return
+        last = run_directory(trainer) / "checkpoints" / LAST_CHECKPOINT
+        kept = (
+            f"the last complete checkpoint, {last} (step {saved_step(last)}), is intact: free space and resume "
+            f"with --ckpt_path {last}"
+            if last.is_file()
+            else "no checkpoint had been written yet: free space and start again"
+        )
+        message = (
+            f"the disk is full: writing to {run_directory(trainer)} failed after step {trainer.global_step}; {kept}"
+        )
+        setattr(exception, RUN_MESSAGE, message)
+
+
+#: Attribute of an exception that carries the one-line message a callback wrote for the user.
+RUN_MESSAGE = "maxclass_message"
+
+
+def saved_step(path: Path) -> int | str:
+    """The optimizer step a checkpoint holds, or ``?`` if it cannot be read."""
+    try:
+        return int(torch.load(path, map_location="cpu", mmap=True, weights_only=False)["global_step"])
+    except Exception:  # a message helper: any unreadable file reads as unknown
+        return "?"
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint at ``path`` (memory-mapped: its tensors are not read), or a one-line
+    ``ConfigError`` for a file that is missing, truncated or not this app's."""
+    path = Path(path).expanduser()
+    fix = "pass a checkpoint this app wrote, such as runs/<name>/version_<n>/checkpoints/last.ckpt"
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path {str(path)!r} does not exist; {fix}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    except Exception as error:  # torch raises many types for a truncated or foreign file
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"ckpt_path {str(path)!r} cannot be read ({reason}): is it truncated? {fix}") from None
+    if not isinstance(checkpoint, dict) or "hyper_parameters" not in checkpoint or "global_step" not in checkpoint:
+        raise ConfigError(f"ckpt_path {str(path)!r} is not a checkpoint of this app (no hyperparameters); {fix}")
+    return checkpoint
