@@ -255,20 +255,3 @@ def saved_step(path: Path) -> int | str:
         return int(torch.load(path, map_location="cpu", mmap=True, weights_only=False)["global_step"])
     except Exception:  # a message helper: any unreadable file reads as unknown
         return "?"
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint at ``path`` (memory-mapped: its tensors are not read), or a one-line
-    ``ConfigError`` for a file that is missing, truncated or not this app's."""
-    path = Path(path).expanduser()
-    fix = "pass a checkpoint this app wrote, such as runs/<name>/version_<n>/checkpoints/last.ckpt"
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path {str(path)!r} does not exist; {fix}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-    except Exception as error:  # torch raises many types for a truncated or foreign file
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConfigError(f"ckpt_path {str(path)!r} cannot be read ({reason}): is it truncated? {fix}") from None
-    if not isinstance(checkpoint, dict) or "hyper_parameters" not in checkpoint or "global_step" not in checkpoint:
-        raise ConfigError(f"ckpt_path {str(path)!r} is not a checkpoint of this app (no hyperparameters); {fix}")
-    return checkpoint

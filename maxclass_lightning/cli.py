@@ -9,11 +9,12 @@ import warnings
 from pathlib import Path
 
 import jsonargparse._typehints
+import yaml
 from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from maxclass_lightning import evaluate
+from maxclass_lightning import evaluate, resume
 from maxclass_lightning.errors import ConfigError, RunError
 from maxclass_lightning.module import ClassVisualizer
 
@@ -81,6 +82,9 @@ def quiet_lightning() -> None:
     # Every step's work items are the same; what a step does depends only on the step count, which
     # the checkpoint restores: there is nothing in the loader to resume.
     warnings.filterwarnings("ignore", message=r".*your dataloader is not resumable.*")
+    # A resumed run writes into a new version folder by design; the checkpoint callback's
+    # bookkeeping of the old folder is not needed there.
+    warnings.filterwarnings("ignore", message=r".*The dirpath has changed from.*")
     # The frozen classifier is in eval mode on purpose (dropout off for the whole run).
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
     for handler in logging.getLogger("lightning.pytorch").handlers:
@@ -89,7 +93,31 @@ def quiet_lightning() -> None:
 
 
 class MaxClassCLI(LightningCLI):
-    """LightningCLI whose ``model.seed`` follows ``seed_everything``."""
+    """LightningCLI whose ``model.seed`` follows ``seed_everything``, and whose ``--ckpt_path``
+    takes the image-defining settings from the checkpoint (``resume``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._args = kwargs.get("args")  # parsed again when a checkpoint supplies defaults
+        super().__init__(*args, **kwargs)
+
+    def _parse_ckpt_path(self) -> None:
+        """Replaces LightningCLI's own step of the same name, which lets the checkpoint's
+        hyperparameters silently override everything given, including settings that may change.
+
+        Here the checkpoint's image-defining settings become the defaults and the arguments are
+        parsed again: what was not given comes from the checkpoint, what was given and agrees is
+        kept, and what was given and contradicts it is a one-line error naming both values.
+        """
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path:
+            return
+        hparams = resume.read_checkpoint(ckpt_path)["hyper_parameters"]
+        self._subcommand_parsers[subcommand].set_defaults(resume.checkpoint_defaults(hparams))
+        self.parse_arguments(self.parser, self._args)
+        dumped = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False))
+        config = dumped[subcommand]
+        resume.check_contradictions(config["model"], config["seed_everything"], hparams, ckpt_path)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.set_defaults({"model.optimizer": OPTIMIZER_DEFAULT, "model.image": IMAGE_DEFAULT})

@@ -351,5 +351,11 @@ class ClassVisualizer(LightningModule):
 
     @override
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Put the rebuilt classifier's weights back so that strict loading still checks the images."""
-        checkpoint["state_dict"].update({f"classifier.{k}": v for k, v in self.classifier.state_dict().items()})
+        """Put the rebuilt classifier's weights back so that strict loading still checks the images,
+        and give the images the checkpoint's dtype first: Lightning restores before its precision
+        plugin converts the module, so a float64 run would otherwise be rounded through float32."""
+        state = checkpoint["state_dict"]
+        saved = {state[f"image.{name}"].dtype for name, _ in self.image.named_parameters() if f"image.{name}" in state}
+        if len(saved) == 1:
+            self.image.to(dtype=saved.pop())
+        state.update({f"classifier.{k}": v for k, v in self.classifier.state_dict().items()})

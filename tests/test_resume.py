@@ -1,0 +1,106 @@
+"""Resuming takes the image-defining settings from the checkpoint and refuses contradictions."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+
+from maxclass_lightning.cli import main
+from maxclass_lightning.module import ClassVisualizer
+from maxclass_lightning.resume import FIXED_MODEL_SETTINGS
+from tests.conftest import run_dir, tiny_args
+from tests.test_errors import fails_cleanly
+
+#: The run the checkpoint comes from: two classes, two random views, in float64 so that resuming
+#: can be compared with an uninterrupted run exactly.
+RECIPE = [
+    "--model.classes=[259,1]",
+    "--model.views=2",
+    "--model.transforms=maxclass_lightning.transforms.RandomViews",
+    "--trainer.precision=64-true",
+]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """``last.ckpt`` of a 3-step run."""
+    save_dir = tmp_path_factory.mktemp("first")
+    main(tiny_args(save_dir, *RECIPE, "--trainer.max_steps=3"))
+    return run_dir(save_dir) / "checkpoints" / "last.ckpt"
+
+
+#: For every setting a checkpoint fixes, a value that contradicts the checkpoint's, and the key the
+#: message names.
+CONTRADICTIONS = {
+    "classes": ("--model.classes=[259,2]", "model.classes is [259, 2]"),
+    "image_size": ("--model.image_size=40", "model.image_size is 40"),
+    "classifier": ("--model.classifier=tests.networks:tiny_imagenet_classifier", "model.classifier is tests.networks"),
+    "weights": ("--model.weights=DEFAULT", "model.weights is DEFAULT"),
+    "normalize": ("--model.normalize=true", "model.normalize is True"),
+    "image": (
+        "--model.image=maxclass_lightning.images.FourierImage",
+        "model.image is maxclass_lightning.images.Fourier",
+    ),
+    "optimizer": ("--model.optimizer.lr=1.0", "model.optimizer.init_args.lr is 1.0"),
+    "views": ("--model.views=3", "model.views is 3"),
+    "transforms": ("--model.transforms.rotate=45", "model.transforms.init_args.rotate is 45.0"),
+    "regularizer_weights": ("--model.regularizer_weights={l2: 1.0}", "model.regularizer_weights is {'l2': 1.0}"),
+    "seed": ("--seed_everything=7", "seed_everything is 7"),
+}
+
+
+def test_every_fixed_setting_has_a_contradiction_test():
+
+    parameters = set(inspect.signature(ClassVisualizer.__init__).parameters)
+    assert {s for s in FIXED_MODEL_SETTINGS if s in parameters} | {"seed"} == set(CONTRADICTIONS)
+
+
+@pytest.mark.parametrize("setting", sorted(CONTRADICTIONS))
+def test_resume_refuses_a_contradicting_setting(setting, checkpoint, capsys, tmp_path):
+    argument, named = CONTRADICTIONS[setting]
+    message = fails_cleanly(capsys, tmp_path / "runs", *RECIPE, f"--ckpt_path={checkpoint}", argument)
+    assert named in message, message
+    assert f"checkpoint {checkpoint} was made with" in message
+    assert "to resume, or leave out --ckpt_path" in message
+
+
+def test_resume_takes_unspecified_settings_from_the_checkpoint(checkpoint, tmp_path):
+    # No recipe given: classes, views, transforms and seed come from the checkpoint, not the defaults.
+    cli = main(tiny_args(tmp_path, "--trainer.precision=64-true", "--trainer.max_steps=4", f"--ckpt_path={checkpoint}"))
+    assert cli.model.classes == [259, 1] and cli.model.views == 2
+    assert type(cli.model.transforms).__name__ == "RandomViews"
+    assert cli.trainer.global_step == 4
+
+
+def test_resume_with_more_steps_reaches_the_uninterrupted_image(checkpoint, tmp_path):
+    resumed = main(tiny_args(tmp_path / "resumed", *RECIPE, "--trainer.max_steps=6", f"--ckpt_path={checkpoint}"))
+    straight = main(tiny_args(tmp_path / "straight", *RECIPE, "--trainer.max_steps=6"))
+    assert resumed.trainer.global_step == 6
+    torch.testing.assert_close(resumed.model.image.pixels, straight.model.image.pixels, rtol=0, atol=1e-12)
+
+
+def test_settings_that_may_change_on_resume_are_honoured(checkpoint, tmp_path):
+    cli = main(
+        tiny_args(
+            tmp_path,
+            *RECIPE,
+            "--trainer.max_steps=4",
+            "--model.batch_size=1",
+            "--model.display.upsample=1.0",
+            f"--ckpt_path={checkpoint}",
+        )
+    )
+    assert cli.model.batch_size == 1 and cli.model.display.upsample == 1.0
+
+
+def test_missing_truncated_or_foreign_checkpoint_is_one_line(checkpoint, capsys, tmp_path):
+    missing = fails_cleanly(capsys, tmp_path / "runs", f"--ckpt_path={tmp_path / 'none.ckpt'}")
+    assert "ckpt_path" in missing and "does not exist" in missing
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(checkpoint.read_bytes()[:4000])
+    assert "is it truncated?" in fails_cleanly(capsys, tmp_path / "runs", f"--ckpt_path={truncated}")
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    assert "not a checkpoint of this app" in fails_cleanly(capsys, tmp_path / "runs", f"--ckpt_path={foreign}")
