@@ -7,14 +7,16 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 import jsonargparse._typehints
 import yaml
 from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from maxclass_lightning import evaluate, resume
+from maxclass_lightning import evaluate, parse_errors, resume, validation
+from maxclass_lightning.checkpoints import RUN_MESSAGE, is_disk_full
 from maxclass_lightning.errors import ConfigError, RunError
 from maxclass_lightning.module import ClassVisualizer
 
@@ -122,13 +124,22 @@ class MaxClassCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.set_defaults({"model.optimizer": OPTIMIZER_DEFAULT, "model.image": IMAGE_DEFAULT})
 
+    def instantiate_classes(self) -> None:
+        """Build the model, callbacks and Trainer; a value their constructors refuse (Lightning's
+        own checks of trainer options, torch's of optimizer options) is a one-line usage error."""
+        try:
+            super().instantiate_classes()
+        except (ValueError, TypeError, MisconfigurationException) as error:
+            if isinstance(error, ConfigError):
+                raise
+            reason = " ".join(str(error).split()) or type(error).__name__
+            raise ConfigError(f"{reason}; see python -m maxclass_lightning fit --help") from error
+
     def before_instantiate_classes(self) -> None:
         """Checks that need no model, before anything is built or written."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        validation.check(config)
         config.model.seed = int(config.seed_everything)
-        max_steps = config.trainer.max_steps
-        if max_steps is None or max_steps <= 0:
-            raise ConfigError(f"trainer.max_steps is {max_steps}; give the number of optimizer steps, e.g. 200")
         logger = config.trainer.logger
         save_dir = getattr(getattr(logger, "init_args", None), "save_dir", None) or config.trainer.default_root_dir
         if save_dir:
@@ -147,17 +158,6 @@ def check_writable(folder: Path) -> None:
         )
 
 
-def _one_line(message: str) -> str:
-    """jsonargparse's multi-line parse errors as one line: the first line and the innermost reason
-    (for a union type, the first subtype's error other than "not None")."""
-    lines = [line.strip(" -") for line in message.splitlines() if line.strip(" -")]
-    if "Errors:" in lines:
-        nested = [line for line in lines[lines.index("Errors:") + 1 :] if "NoneType" not in line]
-        if nested:
-            return f"{lines[0]} {nested[0].rsplit(': ', 1)[-1]}"
-    return " ".join(lines[:2])
-
-
 def main(args: list[str] | None = None):
     """Parse ``args`` (default: the command line), run the subcommand; exit 2 on a usage error.
 
@@ -169,6 +169,7 @@ def main(args: list[str] | None = None):
     try:
         if argv[:1] == ["evaluate"]:
             return evaluate.main(argv[1:])
+        parse_errors.check_config_files(argv)
         return MaxClassCLI(
             ClassVisualizer,
             seed_everything_default=0,
@@ -178,15 +179,27 @@ def main(args: list[str] | None = None):
             auto_configure_optimizers=False,
             args=args,
         )
-    except (ConfigError, ArgumentError, RunError) as error:
+    except (ConfigError, ArgumentError, RunError, MisconfigurationException) as error:
         if os.environ.get(DEBUG_VARIABLE):
             raise
-        message = _one_line(str(error)) if isinstance(error, ArgumentError) else str(error)
-        subcommand = " ".join(argv[:1])
-        hint = (
-            f" (options: python -m maxclass_lightning {subcommand} --help)" if isinstance(error, ArgumentError) else ""
-        )
-        print(f"error: {message}{hint}", file=sys.stderr)
-        sys.exit(1 if isinstance(error, RunError) else 2)
+        fail(argv, error)
     except SIGTERMException:
         sys.exit(EXIT_SIGTERM)
+    except OSError as error:
+        if os.environ.get(DEBUG_VARIABLE) or not is_disk_full(error):
+            raise
+        fail(argv, RunError(getattr(error, RUN_MESSAGE, f"the disk is full ({error})")))
+
+
+def fail(argv: list[str], error: Exception) -> NoReturn:
+    """Print ``error`` as one line and exit: 1 for a run that could not finish, 2 for bad input."""
+    if isinstance(error, ArgumentError):
+        subcommand = " ".join(argv[:1])
+        message = f"{parse_errors.one_line(str(error))} (options: python -m maxclass_lightning {subcommand} --help)"
+    elif isinstance(error, MisconfigurationException):  # Lightning's own checks of trainer options
+        message = "trainer: " + " ".join(str(error).split())
+    else:
+        message = str(error)
+    where = parse_errors.locate(message, argv)
+    print(f"error: {where + ': ' if where else ''}{message}", file=sys.stderr)
+    sys.exit(1 if isinstance(error, RunError) else 2)

@@ -1,0 +1,160 @@
+"""Range checks of the command line's options, before anything is built or written.
+
+The config parser checks types; this checks values, so that a bad one ends in a line naming the
+option, the value and what to give instead, not in a traceback or a run that silently does
+something else. Lightning checks some Trainer options itself, but several only when fit starts
+(after the run folder is written), some not at all (a negative ``log_every_n_steps``), and this
+app gives some a narrower meaning (``max_steps`` is the number of optimizer steps, so nothing may
+cut the one epoch of steps short). Options whose value is a class (the image, views, optimizer,
+callbacks) are checked by that class when it is built, still before anything is written.
+``tests/test_validation.py`` walks every option of ``fit --help`` and fails for one without a check.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from maxclass_lightning.errors import ConfigError
+
+#: Seeds ``seed_everything`` accepts: numpy's seed range (Lightning replaces others with a random seed).
+MAX_SEED = 2**32 - 1
+
+#: Trainer accelerators that need a device this machine may not have.
+DEVICE_ACCELERATORS = {"gpu": "cuda", "cuda": "cuda", "mps": "mps"}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def at_least(low: int) -> Callable[[Any], bool]:
+    return lambda value: _is_int(value) and value >= low
+
+
+def optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or check(value)
+
+
+def fraction_or_count(value: Any) -> bool:
+    """Lightning's ``limit_*_batches``: a fraction in [0, 1] or a whole number of batches."""
+    return value is None or (_is_int(value) and value >= 0) or (_is_number(value) and 0 <= value <= 1)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``check(value)`` is true for a valid value; ``expected`` completes "give ..."."""
+
+    check: Callable[[Any], bool]
+    expected: str
+
+
+#: Options checked here, by their key in the parsed ``fit`` config (``model.*`` options are
+#: checked by ``ClassVisualizer`` itself, so that the Python API gets the same messages).
+RULES: dict[str, Rule] = {
+    "seed_everything": Rule(
+        lambda v: isinstance(v, bool) or (_is_int(v) and 0 <= v <= MAX_SEED), f"a seed from 0 to {MAX_SEED}"
+    ),
+    "trainer.max_steps": Rule(at_least(1), "the number of optimizer steps, e.g. 200"),
+    "trainer.num_nodes": Rule(at_least(1), "the number of machines, 1 or more"),
+    "trainer.log_every_n_steps": Rule(optional(at_least(0)), "steps between logged scalars, e.g. 10 (0: at the end)"),
+    "trainer.fast_dev_run": Rule(lambda v: isinstance(v, bool) or at_least(0)(v), "true, false or a number of steps"),
+    # One epoch holds all max_steps steps: an epoch limit may be absent, -1 or at least 1.
+    "trainer.max_epochs": Rule(
+        lambda v: v is None or v == -1 or at_least(1)(v), "null, -1 or 1 (the steps are one epoch)"
+    ),
+    "trainer.min_epochs": Rule(optional(lambda v: v in (0, 1)), "null, 0 or 1 (the steps are one epoch)"),
+    "trainer.min_steps": Rule(optional(at_least(0)), "null or a number of steps up to trainer.max_steps"),
+    "trainer.limit_train_batches": Rule(
+        lambda v: v is None or v == 1.0 or (_is_int(v) and v >= 1 and not isinstance(v, bool)),
+        "null or 1.0 (trainer.max_steps sets the length of a run)",
+    ),
+    "trainer.limit_val_batches": Rule(fraction_or_count, "a fraction in [0, 1] or a number of batches (unused here)"),
+    "trainer.limit_test_batches": Rule(fraction_or_count, "a fraction in [0, 1] or a number of batches (unused here)"),
+    "trainer.limit_predict_batches": Rule(
+        fraction_or_count, "a fraction in [0, 1] or a number of batches (unused here)"
+    ),
+    "trainer.overfit_batches": Rule(lambda v: v == 0, "0 (every step already sees the same work)"),
+    "trainer.val_check_interval": Rule(
+        lambda v: v is None or (_is_number(v) and v > 0) or isinstance(v, (str, dict)),
+        "null or a positive interval (unused here: there is no validation)",
+    ),
+    "trainer.check_val_every_n_epoch": Rule(optional(at_least(1)), "null or a positive number of epochs (unused)"),
+    "trainer.num_sanity_val_steps": Rule(optional(at_least(-1)), "null, -1 or a number of steps (unused here)"),
+    "trainer.accumulate_grad_batches": Rule(lambda v: v == 1, "1 (each step already sums the whole work)"),
+    "trainer.gradient_clip_val": Rule(
+        lambda v: v is None or (_is_number(v) and v >= 0), "null or a non-negative clipping threshold"
+    ),
+    "trainer.gradient_clip_algorithm": Rule(lambda v: v in (None, "norm", "value"), "null, norm or value"),
+    "trainer.reload_dataloaders_every_n_epochs": Rule(at_least(0), "0 or a number of epochs"),
+    "trainer.profiler": Rule(
+        lambda v: not isinstance(v, str) or v in ("simple", "advanced", "pytorch"), "simple, advanced or pytorch"
+    ),
+    "trainer.barebones": Rule(lambda v: v is False, "false (the app logs images and writes checkpoints)"),
+    "trainer.model_registry": Rule(lambda v: v is None, "null (no model registry: the classifier is not trained)"),
+    "trainer.strategy": Rule(lambda v: not isinstance(v, str) or _known_strategy(v), "auto, ddp, ddp_spawn, fsdp, ..."),
+}
+
+
+def _known_strategy(name: str) -> bool:
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    return name == "auto" or name in StrategyRegistry.available_strategies()
+
+
+def lookup(config: Any, key: str) -> Any:
+    """``config``'s value at a dotted key (a namespace), or ``KeyError``."""
+    value = config
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+def check(config: Any) -> None:
+    """``ConfigError`` for the first option of the parsed ``fit`` config that breaks its rule,
+    or that asks for hardware this machine does not have."""
+    for key, rule in RULES.items():
+        try:
+            value = lookup(config, key)
+        except KeyError:
+            continue
+        if not rule.check(value):
+            raise ConfigError(f"{key} is {value!r}; give {rule.expected}")
+    trainer = config.trainer
+    if trainer.min_steps is not None and trainer.min_steps > trainer.max_steps:
+        raise ConfigError(
+            f"trainer.min_steps is {trainer.min_steps}, more than trainer.max_steps ({trainer.max_steps}); "
+            "give at most max_steps or null"
+        )
+    check_accelerator(trainer.accelerator, trainer.devices)
+
+
+def check_accelerator(accelerator: Any, devices: Any) -> None:
+    """The named device type exists here, with enough devices for an explicit count."""
+    if not isinstance(accelerator, str):
+        return
+    kind = DEVICE_ACCELERATORS.get(accelerator.lower())
+    if kind == "cuda":
+        available = torch.cuda.device_count()
+    elif kind == "mps":
+        available = int(torch.backends.mps.is_available())
+    else:
+        return
+    if available == 0:
+        raise ConfigError(
+            f"trainer.accelerator is {accelerator} but this machine has no {accelerator.upper()}; "
+            "use --trainer.accelerator cpu (or auto, which picks what is there)"
+        )
+    if _is_int(devices) and devices > available:
+        raise ConfigError(
+            f"trainer.devices is {devices} but this machine has {available} {accelerator.upper()}(s); "
+            f"give at most {available}, or -1 for all"
+        )
