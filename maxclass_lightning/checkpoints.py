@@ -26,8 +26,6 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from typing_extensions import override
 
-from maxclass_lightning.errors import ConfigError
-
 #: Default wall-clock interval between checkpoints: a killed run loses at most this much work.
 CHECKPOINT_MINUTES = 10.0
 
@@ -99,15 +97,6 @@ class PeriodicCheckpoint(ModelCheckpoint):
     """
 
     def __init__(self, every_n_minutes: float | None = CHECKPOINT_MINUTES, every_n_steps: int | None = None) -> None:
-        if every_n_minutes is not None and not every_n_minutes > 0:
-            raise ConfigError(
-                f"PeriodicCheckpoint every_n_minutes is {every_n_minutes}; give a positive number of minutes "
-                "(e.g. 10) or null"
-            )
-        if every_n_steps is not None and every_n_steps < 1:
-            raise ConfigError(
-                f"PeriodicCheckpoint every_n_steps is {every_n_steps}; give a positive number of steps or null"
-            )
         interval = timedelta(minutes=every_n_minutes) if every_n_minutes is not None else None
         super().__init__(save_top_k=0, save_last=True, train_time_interval=interval, enable_version_counter=False)
         self.every_n_minutes = every_n_minutes

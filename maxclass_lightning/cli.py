@@ -102,6 +102,14 @@ class MaxClassCLI(LightningCLI):
         self._args = kwargs.get("args")  # parsed again when a checkpoint supplies defaults
         super().__init__(*args, **kwargs)
 
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        """Parse, then check the values (``validation``) before LightningCLI acts on any of them
+        (it seeds from ``seed_everything`` next)."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand and "trainer" in self.config[subcommand]:
+            validation.check(self.config[subcommand])
+
     def _parse_ckpt_path(self) -> None:
         """Replaces LightningCLI's own step of the same name, which lets the checkpoint's
         hyperparameters silently override everything given, including settings that may change.
@@ -138,7 +146,6 @@ class MaxClassCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         """Checks that need no model, before anything is built or written."""
         config = self.config[self.subcommand] if self.subcommand else self.config
-        validation.check(config)
         config.model.seed = int(config.seed_everything)
         logger = config.trainer.logger
         save_dir = getattr(getattr(logger, "init_args", None), "save_dir", None) or config.trainer.default_root_dir

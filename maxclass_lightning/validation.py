@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from jsonargparse.typing import import_object
 
 from maxclass_lightning.errors import ConfigError
 
@@ -104,6 +105,125 @@ RULES: dict[str, Rule] = {
 }
 
 
+def finite(low: float = -math.inf, high: float = math.inf, above: bool = False) -> Callable[[Any], bool]:
+    """A finite number in [low, high] (above ``low`` strictly with ``above``)."""
+    return lambda v: _is_number(v) and (v > low if above else v >= low) and v <= high
+
+
+def name_text(value: Any) -> bool:
+    """A file or folder name: non-empty, no path separator."""
+    return isinstance(value, str) and value.strip() != "" and "/" not in value and "\\" not in value
+
+
+def zoom_range(value: Any) -> bool:
+    """Two positive zoom factors, the smaller first."""
+    pair = isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(x) for x in value)
+    return pair and 0 < value[0] <= value[1]
+
+
+def any_value(value: Any) -> bool:
+    """For options where every value of the right type is valid (a boolean, a free label): the
+    parser's type check is the whole check."""
+    return True
+
+
+#: The options of the classes the configs name, by class import path and ``init_args`` key.
+#: Torch's optimizers check their own options when built (``ClassVisualizer`` builds one first).
+CLASS_RULES: dict[str, dict[str, Rule]] = {
+    "maxclass_lightning.images.FourierImage": {
+        "decay": Rule(finite(0), "a non-negative exponent, e.g. 1.0"),
+        "init_std": Rule(finite(0), "a non-negative standard deviation, e.g. 0.01"),
+        "gain": Rule(finite(0, above=True), "a positive factor, e.g. 0.25"),
+        "decorrelate": Rule(any_value, "true or false"),
+    },
+    "maxclass_lightning.images.PhaseImage": {
+        "decay": Rule(finite(0), "a non-negative exponent, e.g. 1.0"),
+        "contrast": Rule(finite(0, above=True), "a positive standard deviation, e.g. 1.7"),
+        "decorrelate": Rule(any_value, "true or false"),
+        "margin": Rule(lambda v: _is_number(v) and 0 <= v < 1, "a fraction of the side in [0, 1), e.g. 0.125"),
+    },
+    "maxclass_lightning.transforms.RandomViews": {
+        "pad": Rule(finite(0, 1), "a fraction of the side in [0, 1], e.g. 0.05"),
+        "jitter": Rule(finite(0, 1), "a fraction of the side in [0, 1], e.g. 0.05"),
+        "scale": Rule(
+            lambda v: (
+                isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_number(x) for x in v) and 0 < v[0] <= v[1]
+            ),
+            "two positive zoom factors, smallest first, e.g. [0.9, 1.1]",
+        ),
+        "rotate": Rule(finite(0, 180), "a largest angle in degrees from 0 to 180, e.g. 10"),
+        "fill": Rule(finite(), "a finite value, e.g. 0.5"),
+        "color_shift": Rule(finite(0, 10), "a non-negative shift, e.g. 0.1 (0: off)"),
+        "output_size": Rule(optional(at_least(1)), "the classifier's input side in pixels, e.g. 224, or null"),
+    },
+    "maxclass_lightning.transforms.Resize": {
+        "output_size": Rule(optional(at_least(1)), "the classifier's input side in pixels, e.g. 224, or null"),
+    },
+    "maxclass_lightning.display.Display": {
+        "upsample": Rule(finite(0, 16, above=True), "a positive scale factor up to 16, e.g. 2 (1: none)"),
+        "sharpness": Rule(optional(finite(0)), "a non-negative sharpness factor (0: smooth) or null"),
+        "rescale": Rule(lambda v: v in ("minmax", "clamp"), "minmax or clamp"),
+    },
+    "maxclass_lightning.callbacks.ImageLogger": {
+        "every_n_steps": Rule(optional(at_least(1)), "a positive number of steps or null"),
+        "snapshots": Rule(at_least(1), "a positive number of snapshots, e.g. 20"),
+        "max_class_tags": Rule(at_least(0), "a number of classes, 0 or more"),
+        "upsample": Rule(any_value, "true or false"),
+    },
+    "maxclass_lightning.callbacks.ImageExport": {
+        "dirname": Rule(name_text, "a folder name inside the run, e.g. images"),
+    },
+    "maxclass_lightning.callbacks.DivergenceGuard": {
+        "every_n_steps": Rule(optional(at_least(1)), "a positive number of steps or null"),
+    },
+    "maxclass_lightning.checkpoints.InterruptCheckpoint": {
+        "filename": Rule(name_text, "a file name, e.g. last.ckpt"),
+    },
+    "maxclass_lightning.checkpoints.PeriodicCheckpoint": {
+        "every_n_minutes": Rule(optional(finite(0, above=True)), "a positive number of minutes, e.g. 10, or null"),
+        "every_n_steps": Rule(optional(at_least(1)), "a positive number of steps or null"),
+    },
+    "maxclass_lightning.checkpoints.DiskFullGuard": {},
+    "lightning.pytorch.loggers.TensorBoardLogger": {
+        "save_dir": Rule(lambda v: isinstance(v, str) and v.strip() != "", "a folder for the runs, e.g. runs"),
+        "name": Rule(optional(name_text), "a run name without a path separator, e.g. quick"),
+        "version": Rule(
+            lambda v: v is None or (at_least(0)(v)) or name_text(v), "null (the next free one), a number or a name"
+        ),
+        "log_graph": Rule(lambda v: v is False, "false (the classifier's graph is not what a run shows)"),
+        "default_hp_metric": Rule(any_value, "true or false"),
+        "prefix": Rule(any_value, "a prefix for the scalar tags"),
+        "sub_dir": Rule(optional(name_text), "a folder name or null"),
+    },
+}
+
+
+def class_of(spec: Any) -> Any:
+    """The class a ``class_path`` option names, or None."""
+    class_path = spec.get("class_path") if spec is not None and hasattr(spec, "get") else None
+    try:
+        return import_object(class_path) if class_path else None
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def rules_of(cls: Any) -> dict[str, Rule] | None:
+    """``CLASS_RULES`` of a class, matched by the class object (import paths differ by re-exports)."""
+    for class_path, rules in CLASS_RULES.items():
+        if cls is not None and import_object(class_path) is cls:
+            return rules
+    return None
+
+
+def check_class_options(option: str, spec: Any, init_args_key: str = ".init_args") -> None:
+    """``ConfigError`` for the first ``init_args`` entry of a class option that breaks its rule."""
+    rules = rules_of(class_of(spec)) or {}
+    init_args = (spec.get("init_args") if rules else None) or {}
+    for key, rule in rules.items():
+        if key in init_args and not rule.check(init_args[key]):
+            raise ConfigError(f"{option}{init_args_key}.{key} is {init_args[key]!r}; give {rule.expected}")
+
+
 def _known_strategy(name: str) -> bool:
     from lightning.pytorch.strategies import StrategyRegistry
 
@@ -128,7 +248,18 @@ def check(config: Any) -> None:
             continue
         if not rule.check(value):
             raise ConfigError(f"{key} is {value!r}; give {rule.expected}")
-    trainer = config.trainer
+    model, trainer = config.model, config.trainer
+    for key in ("image", "transforms", "optimizer"):
+        check_class_options(f"model.{key}", model.get(key))
+    if model.get("display") is not None:
+        check_class_options(
+            "model.display", {"class_path": "maxclass_lightning.display.Display", "init_args": model.display}
+        )
+    for index, callback in enumerate(trainer.callbacks or []):
+        check_class_options(f"trainer.callbacks[{index}]", callback)
+    loggers = trainer.logger if isinstance(trainer.logger, list) else [trainer.logger]
+    for logger in loggers:
+        check_class_options("trainer.logger", logger)
     if trainer.min_steps is not None and trainer.min_steps > trainer.max_steps:
         raise ConfigError(
             f"trainer.min_steps is {trainer.min_steps}, more than trainer.max_steps ({trainer.max_steps}); "
