@@ -251,10 +251,9 @@ def check(config: Any) -> None:
     model, trainer = config.model, config.trainer
     for key in ("image", "transforms", "optimizer"):
         check_class_options(f"model.{key}", model.get(key))
-    if model.get("display") is not None:
-        check_class_options(
-            "model.display", {"class_path": "maxclass_lightning.display.Display", "init_args": model.display}
-        )
+    if model.get("display") is not None:  # a dataclass option: its fields, without init_args
+        display = {"class_path": "maxclass_lightning.display.Display", "init_args": model.display}
+        check_class_options("model.display", display, init_args_key="")
     for index, callback in enumerate(trainer.callbacks or []):
         check_class_options(f"trainer.callbacks[{index}]", callback)
     loggers = trainer.logger if isinstance(trainer.logger, list) else [trainer.logger]
