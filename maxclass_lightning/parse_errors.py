@@ -66,16 +66,16 @@ def one_line(message: str) -> str:
         return " ".join(lines[:2])
     option = ".".join(keys)
     given = next((m.group(1) for line in lines if (m := _GIVEN.search(line))), None)
+    refused = re.search(r"Option '(\w+)' is not accepted", message)
+    if refused:
+        return (
+            f"{option}.{refused.group(1)} is not an option of {option}'s class (some are set by the app); check "
+            f"the spelling, or name the class first (--{option}.help CLASS_PATH lists its options)"
+        )
     for line in lines:
         if "expects a function or a callable class:" in line and "Parser key" not in line:
             reason = line.split("expects a function or a callable class:", 1)[1].strip()
             return f"{option} is {given}, which cannot be imported ({reason}); give an importable class path"
-        refused = re.match(r"Option '(\w+)' is not accepted", line)
-        if refused:
-            return (
-                f"{option}.{refused.group(1)} is not an option of {option}'s class; check the spelling, "
-                f"or name the class first (--{option}=CLASS_PATH; --{option}.help CLASS_PATH lists its options)"
-            )
     if len(keys) > 1:  # what the innermost option expects, not its parent class option
         inner = message[message.rindex(f'Parser key "{keys[-1]}"') :]
         lines = [line.strip(" -") for line in inner.splitlines() if line.strip(" -")]

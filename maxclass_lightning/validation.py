@@ -194,6 +194,11 @@ CLASS_RULES: dict[str, dict[str, Rule]] = {
         "default_hp_metric": Rule(any_value, "true or false"),
         "prefix": Rule(any_value, "a prefix for the scalar tags"),
         "sub_dir": Rule(optional(name_text), "a folder name or null"),
+        "comment": Rule(any_value, "a suffix for the event file's folder"),
+        "purge_step": Rule(optional(at_least(0)), "null or a step, 0 or more"),
+        "max_queue": Rule(at_least(1), "a positive number of pending events, e.g. 10"),
+        "flush_secs": Rule(finite(0, above=True), "a positive number of seconds, e.g. 120"),
+        "filename_suffix": Rule(any_value, "a suffix for the event file name"),
     },
 }
 
