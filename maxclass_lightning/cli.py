@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import NoReturn
@@ -67,10 +68,16 @@ jsonargparse._typehints.discard_init_args_on_class_path_change = _discard_init_a
 
 
 class _NoAdvertisements(logging.Filter):
-    """Drops Lightning's tips to install its cloud services: they say nothing about the run."""
+    """Drops Lightning's tips to install its cloud services, and its notice that the app's
+    ``PeriodicCheckpoint`` takes the place of the Trainer's default checkpoint (by design): they
+    say nothing about the run."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip")
+        message = str(record.msg)
+        return not (
+            message.startswith("💡 Tip")
+            or message.endswith("override existing callbacks passed to Trainer: ModelCheckpoint")
+        )
 
 
 def quiet_lightning() -> None:
@@ -151,18 +158,26 @@ class MaxClassCLI(LightningCLI):
         save_dir = getattr(getattr(logger, "init_args", None), "save_dir", None) or config.trainer.default_root_dir
         if save_dir:
             check_writable(Path(save_dir))
+        if config.trainer.default_root_dir:
+            check_writable(Path(config.trainer.default_root_dir), "trainer.default_root_dir")
 
 
-def check_writable(folder: Path) -> None:
-    """Fail early, writing nothing, if ``folder`` cannot be created or written to."""
+def check_writable(folder: Path, option: str = "trainer.logger.init_args.save_dir") -> None:
+    """Fail early, leaving nothing behind, if ``folder`` cannot be created or written to: its
+    nearest existing ancestor must take a (temporary, removed) file."""
     existing = folder.absolute()
     while not existing.exists():
         existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(existing)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError:
         raise ConfigError(
-            f"cannot write the run to {folder} ({existing} is not a writable folder); "
-            "pass --trainer.logger.init_args.save_dir DIR with a folder you can write to"
-        )
+            f"{option} is {folder}, which cannot be written ({existing} is not a writable folder); "
+            f"give a folder you can write to, e.g. --{option} runs"
+        ) from None
 
 
 def main(args: list[str] | None = None):

@@ -83,9 +83,15 @@ class ClassVisualizer(LightningModule):
         if batch_size is not None and batch_size < 1:
             raise ConfigError(f"model.batch_size is {batch_size}; give a positive number of images or null")
         self.save_hyperparameters()
-        self.classifier = classifiers.build_classifier(classifier, weights, seed=seed)
+        try:
+            self.classifier = classifiers.build_classifier(classifier, weights, seed=seed)
+        except ConfigError as error:
+            raise ConfigError(f"model.classifier / model.weights: {error}") from None
         self.class_names = classifiers.class_names(classifier, self.classifier)
-        self.classes = classifiers.resolve_classes(classes, self.class_names)
+        try:
+            self.classes = classifiers.resolve_classes(classes, self.class_names)
+        except ConfigError as error:
+            raise ConfigError(f"model.classes: {error}") from None
         #: per class of the run, its name in tags and file names: ``259_pomeranian``
         self.tags = [f"{index}_{self.class_names[index].lower().replace(' ', '_')}" for index in self.classes]
         self.register_buffer("class_indices", torch.tensor(self.classes), persistent=False)

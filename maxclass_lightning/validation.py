@@ -13,6 +13,7 @@ callbacks) are checked by that class when it is built, still before anything is 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,33 @@ def fraction_or_count(value: Any) -> bool:
     return value is None or (_is_int(value) and value >= 0) or (_is_number(value) and 0 <= value <= 1)
 
 
+_DURATION = re.compile(r"^\d+:\d{1,2}:\d{1,2}:\d{1,2}$")
+
+#: Accelerator names Lightning knows.
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+
+
+def duration(value: Any) -> bool:
+    """Lightning's time options: ``DD:HH:MM:SS``, or a mapping of non-negative whole units."""
+    if isinstance(value, str):
+        return bool(_DURATION.match(value))
+    if isinstance(value, dict):
+        units = {"days", "hours", "minutes", "seconds", "milliseconds", "microseconds", "weeks"}
+        return set(value) <= units and all(at_least(0)(v) for v in value.values())
+    return False
+
+
+def devices(value: Any) -> bool:
+    """A positive count, -1 (all), ``auto``, a list of device indices, or ``"0,1"``."""
+    if _is_int(value):
+        return value >= 1 or value == -1
+    if isinstance(value, list):
+        return len(value) > 0 and all(at_least(0)(v) for v in value)
+    if isinstance(value, str):
+        return value == "auto" or bool(re.match(r"^-1$|^[1-9]\d*$|^\d+(,\d+)+,?$|^\d+,$", value.strip()))
+    return False
+
+
 @dataclass(frozen=True)
 class Rule:
     """``check(value)`` is true for a valid value; ``expected`` completes "give ..."."""
@@ -65,6 +93,11 @@ RULES: dict[str, Rule] = {
         lambda v: isinstance(v, bool) or (_is_int(v) and 0 <= v <= MAX_SEED), f"a seed from 0 to {MAX_SEED}"
     ),
     "trainer.max_steps": Rule(at_least(1), "the number of optimizer steps, e.g. 200"),
+    "trainer.accelerator": Rule(
+        lambda v: not isinstance(v, str) or v.lower() in ACCELERATORS, f"one of {', '.join(ACCELERATORS)}"
+    ),
+    "trainer.devices": Rule(devices, "a number of devices, -1 for all, auto, or a list of device indices"),
+    "trainer.max_time": Rule(optional(duration), "null or a duration as DD:HH:MM:SS, e.g. 00:12:00:00"),
     "trainer.num_nodes": Rule(at_least(1), "the number of machines, 1 or more"),
     "trainer.log_every_n_steps": Rule(optional(at_least(0)), "steps between logged scalars, e.g. 10 (0: at the end)"),
     "trainer.fast_dev_run": Rule(lambda v: isinstance(v, bool) or at_least(0)(v), "true, false or a number of steps"),
@@ -85,7 +118,7 @@ RULES: dict[str, Rule] = {
     ),
     "trainer.overfit_batches": Rule(lambda v: v == 0, "0 (every step already sees the same work)"),
     "trainer.val_check_interval": Rule(
-        lambda v: v is None or (_is_number(v) and v > 0) or isinstance(v, (str, dict)),
+        lambda v: v is None or (_is_number(v) and v > 0) or duration(v),
         "null or a positive interval (unused here: there is no validation)",
     ),
     "trainer.check_val_every_n_epoch": Rule(optional(at_least(1)), "null or a positive number of epochs (unused)"),
@@ -194,11 +227,11 @@ CLASS_RULES: dict[str, dict[str, Rule]] = {
         "default_hp_metric": Rule(any_value, "true or false"),
         "prefix": Rule(any_value, "a prefix for the scalar tags"),
         "sub_dir": Rule(optional(name_text), "a folder name or null"),
-        "comment": Rule(any_value, "a suffix for the event file's folder"),
+        "comment": Rule(lambda v: isinstance(v, str), "a suffix for the event file's folder"),
         "purge_step": Rule(optional(at_least(0)), "null or a step, 0 or more"),
         "max_queue": Rule(at_least(1), "a positive number of pending events, e.g. 10"),
         "flush_secs": Rule(finite(0, above=True), "a positive number of seconds, e.g. 120"),
-        "filename_suffix": Rule(any_value, "a suffix for the event file name"),
+        "filename_suffix": Rule(lambda v: isinstance(v, str), "a suffix for the event file name"),
     },
 }
 

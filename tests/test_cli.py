@@ -47,5 +47,5 @@ def test_bad_class_name_is_one_line_exit_2_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("error: unknown class name 'pomeranain'") and "Pomeranian" in lines[-1]
+    assert lines[-1].startswith("error: model.classes: unknown class name 'pomeranain'") and "Pomeranian" in lines[-1]
     assert not (tmp_path / "maxclass").exists()

@@ -43,7 +43,13 @@ def fails_cleanly(capsys, save_dir, *args: str, config: str | None = None) -> st
             ["--model.clases=[1]"],
             "unrecognized arguments: --model.clases=[1] (options: python -m maxclass_lightning fit",
         ),
-        (["--model.image_size=abc"], 'Parser key "model.image_size": Expected a'),
+        (["--model.image_size=abc"], "model.image_size is abc; give a whole number"),
+        (["--model.optimizer.lr=nan"], "model.optimizer.lr is nan; give a finite number"),
+        (
+            ["--trainer.accelerator=gpu"],
+            "trainer.accelerator is gpu but this machine has no GPU; use --trainer.accelerator cpu",
+        ),
+        (["--seed_everything=-1"], "seed_everything is -1; give a seed from 0 to"),
     ],
 )
 def test_usage_error(capsys, tmp_path, args, expected):
@@ -65,26 +71,35 @@ def test_output_folder_that_cannot_be_written(capsys, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     message = fails_cleanly(capsys, blocker / "runs")
-    assert "cannot write the run to" in message and "--trainer.logger.init_args.save_dir DIR" in message
+    assert "trainer.logger.init_args.save_dir is" in message and "which cannot be written" in message
 
 
 def test_malformed_yaml(capsys, tmp_path):
     config = tmp_path / "broken.yaml"
     config.write_text("model:\n  classes: [1\n  image_size: 32\n")
-    assert "Problems parsing config" in fails_cleanly(capsys, tmp_path / "runs", config=str(config))
+    message = fails_cleanly(capsys, tmp_path / "runs", config=str(config))
+    assert message.startswith(f"error: {config}:3:13: invalid YAML (expected ',' or ']'")
 
 
 def test_unknown_key_in_yaml(capsys, tmp_path):
     config = tmp_path / "typo.yaml"
     config.write_text("model:\n  image_sise: 32\n")
-    assert "image_sise" in fails_cleanly(capsys, tmp_path / "runs", config=str(config))
+    message = fails_cleanly(capsys, tmp_path / "runs", config=str(config))
+    assert message.startswith(f"error: {config}:2: ") and "image_sise" in message
+
+
+def test_bad_value_in_a_config_file_names_the_file_and_line(capsys, tmp_path):
+    config = tmp_path / "recipe.yaml"
+    config.write_text("model:\n  optimizer:\n    class_path: torch.optim.Adam\n    init_args:\n      lr: abc\n")
+    message = fails_cleanly(capsys, tmp_path / "runs", config=str(config))
+    assert message.startswith(f"error: {config}:5: model.optimizer.lr is abc; give a finite number")
 
 
 def test_usage_error_from_the_command_line_has_no_traceback(tmp_path):
     result = run_module(tiny_args(tmp_path / "runs", "--model.classes=[1000]"))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: class index 1000 is out of range")
+    assert result.stderr.strip().splitlines()[-1].startswith("error: model.classes: class index 1000 is out of range")
     assert not (tmp_path / "runs").exists()
 
 
