@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import NoReturn
@@ -180,6 +181,13 @@ def check_writable(folder: Path, option: str = "trainer.logger.init_args.save_di
         ) from None
 
 
+def _quiet_full_disk_in_threads(args: threading.ExceptHookArgs) -> None:
+    """A background writer (TensorBoard's event thread) that hits a full disk prints nothing: the
+    run's own one-line message says what happened and what was kept."""
+    if not is_disk_full(args.exc_value):
+        threading.__excepthook__(args)
+
+
 def main(args: list[str] | None = None):
     """Parse ``args`` (default: the command line), run the subcommand; exit 2 on a usage error.
 
@@ -188,6 +196,7 @@ def main(args: list[str] | None = None):
     """
     argv = sys.argv[1:] if args is None else args
     quiet_lightning()
+    threading.excepthook = _quiet_full_disk_in_threads
     try:
         if argv[:1] == ["evaluate"]:
             return evaluate.main(argv[1:])
