@@ -209,33 +209,20 @@ class InterruptCheckpoint(Callback):
             self.previous_handler = None
 
 
-class DiskFullGuard(Callback):
-    """Words a full disk as a one-line stop that says what was kept.
-
-    Checkpoints are written atomically, so the last complete one is still on disk. The message is
-    attached to the exception (``RUN_MESSAGE``) for the command line to print; raising here instead
-    would skip Lightning's teardown (loggers, processes).
-    """
-
-    @override
-    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        if not is_disk_full(exception):
-            return
-        last = run_directory(trainer) / "checkpoints" / LAST_CHECKPOINT
-        kept = (
-            f"the last complete checkpoint, {last} (step {saved_step(last)}), is intact: free space and resume "
-            f"with --ckpt_path {last}"
-            if last.is_file()
-            else "no checkpoint had been written yet: free space and start again"
-        )
-        message = (
-            f"the disk is full: writing to {run_directory(trainer)} failed after step {trainer.global_step}; {kept}"
-        )
-        setattr(exception, RUN_MESSAGE, message)
-
-
-#: Attribute of an exception that carries the one-line message a callback wrote for the user.
-RUN_MESSAGE = "maxclass_message"
+def disk_full_message(trainer: Trainer | None) -> str:
+    """What a run stopped by a full disk kept: checkpoints are written atomically, so the last
+    complete one is still there, and how to resume from it."""
+    if trainer is None:
+        return "the disk is full; free space and start again"
+    where = run_directory(trainer)
+    last = where / "checkpoints" / LAST_CHECKPOINT
+    kept = (
+        f"the last complete checkpoint, {last} (step {saved_step(last)}), is intact: free space and resume "
+        f"with --ckpt_path {last}"
+        if last.is_file()
+        else "no checkpoint had been written yet: free space and start again"
+    )
+    return f"the disk is full: writing to {where} failed after step {trainer.global_step}; {kept}"
 
 
 def saved_step(path: Path) -> int | str:

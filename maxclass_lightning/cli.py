@@ -18,7 +18,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from maxclass_lightning import evaluate, parse_errors, resume, validation
-from maxclass_lightning.checkpoints import RUN_MESSAGE, is_disk_full
+from maxclass_lightning.checkpoints import disk_full_message, is_disk_full
 from maxclass_lightning.errors import ConfigError, RunError
 from maxclass_lightning.module import ClassVisualizer
 
@@ -106,8 +106,12 @@ class MaxClassCLI(LightningCLI):
     """LightningCLI whose ``model.seed`` follows ``seed_everything``, and whose ``--ckpt_path``
     takes the image-defining settings from the checkpoint (``resume``)."""
 
+    #: The CLI of the run in progress in this process, if any.
+    current: MaxClassCLI | None = None
+
     def __init__(self, *args, **kwargs) -> None:
         self._args = kwargs.get("args")  # parsed again when a checkpoint supplies defaults
+        MaxClassCLI.current = self  # for main() to say what a run that failed mid-way kept
         super().__init__(*args, **kwargs)
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
@@ -219,7 +223,7 @@ def main(args: list[str] | None = None):
     except OSError as error:
         if os.environ.get(DEBUG_VARIABLE) or not is_disk_full(error):
             raise
-        fail(argv, RunError(getattr(error, RUN_MESSAGE, f"the disk is full ({error})")))
+        fail(argv, RunError(disk_full_message(getattr(MaxClassCLI.current, "trainer", None))))
 
 
 def fail(argv: list[str], error: Exception) -> NoReturn:

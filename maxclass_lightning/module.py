@@ -13,7 +13,7 @@ from typing_extensions import override
 
 from maxclass_lightning import classifiers, regularizers
 from maxclass_lightning.callbacks import DivergenceGuard, ImageExport, ImageLogger
-from maxclass_lightning.checkpoints import DiskFullGuard, InterruptCheckpoint, PeriodicCheckpoint, is_lightning_default
+from maxclass_lightning.checkpoints import InterruptCheckpoint, PeriodicCheckpoint, is_lightning_default
 from maxclass_lightning.data import shard, step_loader, work_items
 from maxclass_lightning.display import Display
 from maxclass_lightning.errors import ConfigError
@@ -138,12 +138,12 @@ class ClassVisualizer(LightningModule):
 
     @override
     def configure_callbacks(self) -> list[Callback]:
-        """Periodic checkpoints, TensorBoard snapshots, PNG export and the divergence, interruption
-        and full-disk guards are on by default; ``trainer.callbacks`` entries of the same type take
+        """Periodic checkpoints, TensorBoard snapshots, PNG export and the divergence and interruption
+        guards are on by default; ``trainer.callbacks`` entries of the same type take
         their place (``trainer.enable_checkpointing: false`` turns the periodic checkpoint off)."""
         present = {type(callback) for callback in self.trainer.callbacks}
         # The checkpoint first: on SIGTERM the grace period may not outlast a 1000-class export.
-        defaults = [InterruptCheckpoint, DiskFullGuard, DivergenceGuard, ImageExport, ImageLogger]
+        defaults = [InterruptCheckpoint, DivergenceGuard, ImageExport, ImageLogger]
         checkpoints = self.trainer.checkpoint_callbacks  # empty with trainer.enable_checkpointing false
         if checkpoints and all(is_lightning_default(callback) for callback in checkpoints):
             defaults.insert(0, PeriodicCheckpoint)

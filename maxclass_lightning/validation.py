@@ -216,7 +216,6 @@ CLASS_RULES: dict[str, dict[str, Rule]] = {
         "every_n_minutes": Rule(optional(finite(0, above=True)), "a positive number of minutes, e.g. 10, or null"),
         "every_n_steps": Rule(optional(at_least(1)), "a positive number of steps or null"),
     },
-    "maxclass_lightning.checkpoints.DiskFullGuard": {},
     "lightning.pytorch.loggers.TensorBoardLogger": {
         "save_dir": Rule(lambda v: isinstance(v, str) and v.strip() != "", "a folder for the runs, e.g. runs"),
         "name": Rule(optional(name_text), "a run name without a path separator, e.g. quick"),

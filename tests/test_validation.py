@@ -34,7 +34,6 @@ CLASSES = {
         "maxclass_lightning.callbacks.DivergenceGuard",
         "maxclass_lightning.checkpoints.InterruptCheckpoint",
         "maxclass_lightning.checkpoints.PeriodicCheckpoint",
-        "maxclass_lightning.checkpoints.DiskFullGuard",
     ],
 }
 
