@@ -48,3 +48,91 @@ def test_pomeranian_config_is_the_seed_recipe():
     assert trainer.max_steps == 200
     assert model.display == Display(upsample=2.0, sharpness=0.0, rescale="minmax")
     assert cli.config.model.weights is None and "IMAGENET1K_V1" in (ROOT / "configs" / "pomeranian.yaml").read_text()
+
+
+def _class_defaults(class_path: str) -> dict:
+    """The constructor defaults of the class a config names (what it brings when named)."""
+    import inspect
+
+    from jsonargparse.typing import import_object
+
+    signature = inspect.signature(import_object(class_path))
+    return {
+        name: parameter.default
+        for name, parameter in signature.parameters.items()
+        if parameter.default is not inspect.Parameter.empty and parameter.kind is not inspect.Parameter.VAR_KEYWORD
+    }
+
+
+def _plain(value):
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+#: The app's own defaults for a class option, which apply when a config names that same class.
+APP_DEFAULTS = {"trainer.logger": TRAINER_DEFAULTS["logger"]}
+
+
+def _compare_classes(written, resolved, where: str) -> None:
+    """Every class a config names resolves to its own defaults (with the app's defaults for the
+    same class) plus what the config writes."""
+    if isinstance(written, dict) and "class_path" in written:
+        app = APP_DEFAULTS.get(where, {})
+        same_class = app.get("class_path") == written["class_path"]
+        expected = {
+            **_class_defaults(written["class_path"]),
+            **(app.get("init_args", {}) if same_class else {}),
+            **(written.get("init_args") or {}),
+        }
+        got = resolved.get("init_args") or {}
+        for key, value in expected.items():
+            if key in got:
+                assert _plain(got[key]) == _plain(value), f"{where}.init_args.{key}: {got[key]!r}, expected {value!r}"
+        return
+    if isinstance(written, dict):
+        for key, value in written.items():
+            _compare_classes(value, resolved[key], f"{where}.{key}" if where else key)
+    elif isinstance(written, list):
+        for index, (item, got) in enumerate(zip(written, resolved)):
+            _compare_classes(item, got, f"{where}[{index}]")
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_resolved_config_is_the_yaml_plus_the_named_classes_own_defaults(config, capsys):
+    """No option of one class carries over to another named in its place (the recipes naming
+    Adam once ran with the default AdamW's weight_decay 0.1)."""
+    import yaml
+
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(config), "--print_config"])
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    written = yaml.safe_load(config.read_text())
+    _compare_classes(written, resolved, "")
+    optimizer = written["model"].get("optimizer")
+    if optimizer and "weight_decay" not in (optimizer.get("init_args") or {}):
+        expected = _class_defaults(optimizer["class_path"]).get("weight_decay", 0)
+        assert resolved["model"]["optimizer"]["init_args"]["weight_decay"] == expected
+
+
+def test_naming_another_class_on_the_command_line_drops_the_previous_ones_options(capsys):
+    import yaml
+
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "fit",
+                "--config",
+                str(ROOT / "configs" / "pomeranian.yaml"),
+                "--model.optimizer=torch.optim.SGD",
+                "--print_config",
+            ]
+        )
+    optimizer = yaml.safe_load(capsys.readouterr().out)["model"]["optimizer"]
+    assert optimizer["class_path"] == "torch.optim.SGD"
+    assert (
+        optimizer["init_args"]["weight_decay"] == 0
+        and optimizer["init_args"]["lr"] == _class_defaults("torch.optim.SGD")["lr"]
+    )
