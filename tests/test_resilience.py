@@ -27,6 +27,7 @@ def test_divergence_stops_with_a_message_and_exports_the_last_finite_images(tmp_
             "--trainer.max_steps=8",
             "--model.optimizer=torch.optim.SGD",
             "--model.optimizer.lr=1e38",
+            "--model.optimizer.weight_decay=0.1",  # decay at this lr overflows float32 within a few steps
             # The seed's sharpness step clamps to [0, 1], which turns an image of +-1e37 values
             # black; without it the min-max stretch shows the last finite image as it is.
             "--model.display.sharpness=null",
