@@ -8,6 +8,7 @@ target class comes from its exported name ``<index>_<name>.png`` or from ``--cla
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -84,7 +85,11 @@ def target_classes(paths: list[Path], classes: list[int | str] | None, names: li
 
 def load_picture(path: Path, size: int) -> Tensor:
     """A PNG as the classifier's input: RGB in [0, 1], ``[3, size, size]``."""
-    picture = v2.functional.to_dtype(decode_image(str(path), mode=ImageReadMode.RGB), torch.float32, scale=True)
+    try:
+        decoded = decode_image(str(path), mode=ImageReadMode.RGB)
+    except (RuntimeError, OSError):
+        raise ConfigError(f"{path} cannot be read as a picture; give PNG or JPEG files") from None
+    picture = v2.functional.to_dtype(decoded, torch.float32, scale=True)
     return v2.functional.resize(picture, [size, size], antialias=True)
 
 
@@ -130,7 +135,7 @@ def report(scores: list[Score]) -> str:
 
 
 def parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="python -m maxclass_lightning evaluate", description=__doc__)
+    parser = ArgumentParser(prog="python -m maxclass_lightning evaluate", description=__doc__, exit_on_error=False)
     parser.add_argument("pictures", nargs="+", help="PNG files, or a run's images/ folder")
     parser.add_argument("--classifier", default="vgg16", help="torchvision model name or package.module:function")
     parser.add_argument("--weights", type=str | None, default="DEFAULT", help="weights name, .pth path, or null")
@@ -142,8 +147,25 @@ def parser() -> ArgumentParser:
     return parser
 
 
+def check_options(config) -> None:
+    """The values the parser's types let through but that cannot work, before anything runs."""
+    if config.image_size < 1:
+        raise ConfigError(f"--image_size is {config.image_size}; give the classifier's input side in pixels, e.g. 224")
+    try:
+        device = torch.device(config.device)
+    except RuntimeError:
+        raise ConfigError(f"--device is {config.device}; give cpu, cuda or cuda:<index>") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise ConfigError(f"--device is {config.device} but this machine has no such GPU; use --device cpu")
+    if config.json:
+        folder = Path(config.json).expanduser().absolute().parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise ConfigError(f"--json is {config.json}, in a folder that cannot be written; give a writable path")
+
+
 def main(args: list[str]) -> list[Score]:
     config = parser().parse_args(args)
+    check_options(config)
     paths = picture_paths(config.pictures)
     network = classifiers.build_classifier(config.classifier, config.weights)
     names = classifiers.class_names(config.classifier, network)

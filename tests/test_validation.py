@@ -239,3 +239,50 @@ def test_tiny_fast_run_is_valid(tmp_path):
     """The walk's base arguments alone run: each failure above is the bad value's."""
     cli = main(tiny_args(tmp_path, *FAST, "--trainer.max_steps=1"))
     assert cli.trainer.global_step == 1
+
+
+#: ``evaluate``'s options -> (a wrong-typed value, an out-of-range value), as ``BAD``.
+EVALUATE_BAD: dict[str, tuple[str | None, str | None]] = {
+    "classifier": ("[1]", "vgg61"),
+    "weights": ("[1]", "/no/such/weights.pth"),
+    "classes": ("{a: 1}", "[1000]"),
+    "image_size": ("abc", "0"),
+    "normalize": ("maybe", None),
+    "device": ("[1]", "cuda:7"),
+    "json": (None, "/dev/null/scores.json"),  # any text is a path
+}
+
+
+def test_every_evaluate_option_is_walked(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    options = set(_OPTION.findall(capsys.readouterr().out)) - NOT_OPTIONS
+    assert options == set(EVALUATE_BAD)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [pytest.param(o, v, id=f"{o}={v}") for o, values in sorted(EVALUATE_BAD.items()) for v in values if v is not None],
+)
+def test_bad_evaluate_value_is_one_line_exit_2(option, value, capsys, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), "orange").save(tmp_path / "1_goldfish.png")
+    arguments = ["evaluate", str(tmp_path), "--classifier=tests.networks:tiny_imagenet_classifier", "--weights=null"]
+    with pytest.raises(SystemExit) as exit:
+        main([*arguments, f"--{option}={value}"])
+    assert exit.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and option in errors[0], errors
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1_goldfish.png"]
+
+
+def test_unreadable_picture_is_one_line(capsys, tmp_path):
+    (tmp_path / "1_goldfish.png").write_bytes(b"not a picture")
+    with pytest.raises(SystemExit) as exit:
+        main(["evaluate", str(tmp_path), "--classifier=tests.networks:tiny_imagenet_classifier", "--weights=null"])
+    assert exit.value.code == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: {tmp_path / '1_goldfish.png'} cannot be read as a picture; give PNG or JPEG files"
+    )
