@@ -1,9 +1,10 @@
 """Callbacks that show and keep the class images: TensorBoard snapshots, PNG export, and the
 guard that keeps the last finite images when a run diverges (``checkpoints`` keeps the rest).
 
-All are on by default (the module adds any that ``trainer.callbacks`` does not configure) and
-write from global rank 0 only. The images are parameters replicated on every process, so rank 0
-renders them alone, with no collective call.
+All are on by default (the module adds any that ``trainer.callbacks`` does not configure).
+With several processes each owns a share of the images (``ownership``): each writes the PNGs of
+its own images, and only small thumbnails are gathered to global rank 0, which writes the grid,
+the contact sheet and TensorBoard.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from pathlib import Path
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from typing_extensions import override
 
 from maxclass_lightning.checkpoints import is_disk_full, run_directory
 from maxclass_lightning.display import contact_sheet, grid, grid_tiles, save_png
 from maxclass_lightning.errors import RunError
+from maxclass_lightning.ownership import gather_rows
 
 #: Images per render-and-display pass when exporting, bounding memory for 1000-class runs.
 EXPORT_CHUNK = 16
@@ -34,13 +36,28 @@ TENSORBOARD_GRID_MAX_SIDE = 2048
 def pictures(
     module: LightningModule, chunk: int = EXPORT_CHUNK, upsample: bool = True
 ) -> Iterator[tuple[range, Tensor]]:
-    """(class positions, display-ready pictures on the CPU) for all classes of the run, ``chunk`` at
-    a time; without ``upsample``, at the optimized size (the rest of the display pipeline applies)."""
+    """(image rows in the run, display-ready pictures on the CPU) for this process's images,
+    ``chunk`` at a time; without ``upsample``, at the optimized size (the rest of the display
+    pipeline applies)."""
     display = module.display if upsample else dataclasses.replace(module.display, upsample=1.0)
-    count = len(module.classes)
+    count = len(module.owned_rows)
     for start in range(0, count, chunk):
-        positions = range(start, min(start + chunk, count))
-        yield positions, display(module.render(positions)).cpu()
+        rows = range(start, min(start + chunk, count))
+        yield module.owned_rows[rows.start : rows.stop], display(module.render(rows)).cpu()
+
+
+def blank_pictures(module: LightningModule, upsample: bool = True) -> Tensor:
+    """No pictures, ``[0, 3, H, W]`` at the display's size: what a process that owns no image
+    contributes to a gather, in the shape the others send."""
+    display = module.display if upsample else dataclasses.replace(module.display, upsample=1.0)
+    return display(torch.zeros(1, 3, module.image_size, module.image_size))[:0]
+
+
+def image_labels(module: LightningModule) -> list[str]:
+    """Each image's contact-sheet label: ``259 Pomeranian`` (``259 Pomeranian #1`` for samples)."""
+    k = module.samples_per_class
+    names = [f"{index} {module.class_names[index]}" for index in module.classes]
+    return [name if k == 1 else f"{name} #{sample}" for name in names for sample in range(k)]
 
 
 class ImageExport(Callback):
@@ -50,34 +67,44 @@ class ImageExport(Callback):
 
     def __init__(self, dirname: str = "images") -> None:
         self.dirname = dirname
+        self.folder: Path | None = None
 
     @override
-    @rank_zero_only
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Every process learns rank 0's run directory (the one its logger made) to write its PNGs into."""
+        self.folder = Path(trainer.strategy.broadcast(str(run_directory(trainer) / self.dirname)))
+
+    @override
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.export(pl_module, run_directory(trainer) / self.dirname)
+        self.export(pl_module, self.folder or run_directory(trainer) / self.dirname, sheets=True)
 
     @override
-    @rank_zero_only
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         """A run that stops early still leaves the images it reached (after a divergence, the
         guard has already put back the last finite ones); not when the disk is full, where it
-        would fail the same way (the checkpoint keeps the images)."""
-        if is_disk_full(exception):
+        would fail the same way (the checkpoint keeps the images). Each process writes its own
+        PNGs; the grid needs every process and is written by a single process only."""
+        alone = trainer.world_size == 1
+        if is_disk_full(exception) or (self.folder is None and not alone):
             return
-        folder = self.export(pl_module, run_directory(trainer) / self.dirname)
+        folder = self.export(pl_module, self.folder or run_directory(trainer) / self.dirname, sheets=alone)
         rank_zero_info(f"Exported the images of step {trainer.global_step} to {folder}")
 
-    def export(self, pl_module: LightningModule, folder: Path) -> Path:
-        """Write every class picture and the grid into ``folder``."""
+    def export(self, pl_module: LightningModule, folder: Path, sheets: bool = True) -> Path:
+        """Write this process's pictures into ``folder``; with ``sheets``, gather every process's
+        grid tiles (small) and write the grid and contact sheet from global rank 0 (a collective)."""
+        total = len(pl_module.image_names)
         tiles = []
-        for positions, batch in pictures(pl_module):
-            for position, picture in zip(positions, batch):
-                save_png(picture, folder / f"{pl_module.tags[position]}.png")
-            tiles.append(grid_tiles(batch, len(pl_module.classes)))
-        tiles = torch.cat(tiles)
-        save_png(grid(tiles), folder / "grid.png")
-        labels = [f"{index} {pl_module.class_names[index]}" for index in pl_module.classes]
-        save_png(contact_sheet(tiles, labels), folder / "contact_sheet.png")
+        for rows, batch in pictures(pl_module):
+            for row, picture in zip(rows, batch):
+                save_png(picture, folder / f"{pl_module.image_names[row]}.png")
+            tiles.append(grid_tiles(batch, total))
+        if not sheets:
+            return folder
+        tiles = gather_rows(torch.cat([grid_tiles(blank_pictures(pl_module), total), *tiles]), pl_module.row_counts)
+        if tiles is not None:
+            save_png(grid(tiles), folder / "grid.png")
+            save_png(contact_sheet(tiles, image_labels(pl_module)), folder / "contact_sheet.png")
         return folder
 
 
@@ -107,31 +134,38 @@ class ImageLogger(Callback):
         return self.every_n_steps or max(1, trainer.max_steps // self.snapshots)
 
     @override
-    @rank_zero_only
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.log_images(trainer, pl_module, step=trainer.global_step)
 
     @override
-    @rank_zero_only
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
         if step % self.interval(trainer) == 0 or step == trainer.max_steps:
             self.log_images(trainer, pl_module, step=step)
 
     def log_images(self, trainer: Trainer, pl_module: LightningModule, step: int) -> None:
-        writers = [logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
-        if not writers:
+        """Every process renders its own images; the tagged pictures and the grid's thumbnails
+        are gathered to global rank 0 (a collective), which writes them."""
+        if not any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
             return
-        tiles = []
-        for positions, batch in pictures(pl_module, upsample=self.upsample):
-            for position, picture in zip(positions, batch):
-                if position < self.max_class_tags:
-                    for writer in writers:
-                        writer.add_image(f"images/{pl_module.tags[position]}", picture, step)
-            tiles.append(grid_tiles(batch, len(pl_module.classes), TENSORBOARD_GRID_MAX_SIDE))
-        if len(pl_module.classes) > 1:  # with one class its own tag is the whole picture
+        total = len(pl_module.image_names)
+        blank = blank_pictures(pl_module, self.upsample)
+        tagged, tiles = [blank], [grid_tiles(blank, total, TENSORBOARD_GRID_MAX_SIDE)]
+        for rows, batch in pictures(pl_module, upsample=self.upsample):
+            tagged.append(batch[: max(0, min(rows.stop, self.max_class_tags) - rows.start)])
+            tiles.append(grid_tiles(batch, total, TENSORBOARD_GRID_MAX_SIDE))
+        tag_counts = [max(0, min(rows.stop, self.max_class_tags) - rows.start) for rows in pl_module.all_rows]
+        tagged = gather_rows(torch.cat(tagged), tag_counts)
+        tiles = gather_rows(torch.cat(tiles), pl_module.row_counts)
+        if tagged is None:  # not global rank 0
+            return
+        writers = [logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+        for row, picture in enumerate(tagged):
             for writer in writers:
-                writer.add_image("images/grid", grid(torch.cat(tiles)), step)
+                writer.add_image(f"images/{pl_module.image_names[row]}", picture, step)
+        if total > 1:  # with one image its own tag is the whole picture
+            for writer in writers:
+                writer.add_image("images/grid", grid(tiles), step)
 
 
 def log_interval(trainer: Trainer) -> int:

@@ -19,6 +19,22 @@ from torch import Tensor, nn
 from maxclass_lightning.seeding import generator
 
 
+def sample_numbers(classes: Sequence[int]) -> list[int]:
+    """Each entry's sample number: how many times its class appeared before it in ``classes``."""
+    seen: dict[int, int] = {}
+    numbers = []
+    for index in classes:
+        numbers.append(seen.get(index, 0))
+        seen[index] = numbers[-1] + 1
+    return numbers
+
+
+def stack_images(initial: list[Tensor], shape: tuple[int, ...]) -> Tensor:
+    """The images' initial values as one tensor, ``[len(initial), *shape]``; an empty one for a
+    process that owns no class."""
+    return torch.stack(initial) if initial else torch.zeros(0, *shape)
+
+
 class ClassImages(nn.Module):
     """Base of the parameterizations: one image per class in ``classes``, ``size`` pixels square."""
 
@@ -27,6 +43,14 @@ class ClassImages(nn.Module):
         self.classes = list(classes)
         self.size = size
         self.seed = seed
+
+    def generators(self) -> list[torch.Generator]:
+        """One random stream per image. A class listed k times gets k samples: the first from the
+        stream (seed, class), as a one-sample run's image, the others from (seed, class, sample)."""
+        return [
+            generator(self.seed, index) if sample == 0 else generator(self.seed, index, sample)
+            for index, sample in zip(self.classes, sample_numbers(self.classes))
+        ]
 
     def forward(self, positions: Tensor) -> Tensor:
         raise NotImplementedError
@@ -37,8 +61,8 @@ class PixelImage(ClassImages):
 
     def __init__(self, classes: Sequence[int], size: int, seed: int) -> None:
         super().__init__(classes, size, seed)
-        initial = [torch.rand(3, size, size, generator=generator(seed, index)) for index in self.classes]
-        self.pixels = nn.Parameter(torch.stack(initial))
+        initial = [torch.rand(3, size, size, generator=stream) for stream in self.generators()]
+        self.pixels = nn.Parameter(stack_images(initial, (3, size, size)))
 
     def forward(self, positions: Tensor) -> Tensor:
         return self.pixels[positions]
@@ -117,8 +141,8 @@ class FourierImage(SpectralImage):
         scale = self.frequencies(size).clamp_min(1.0 / size) ** -decay * gain
         self.register_buffer("frequency_scale", scale, persistent=False)
         shape = (3, size, size // 2 + 1, 2)
-        initial = [torch.randn(shape, generator=generator(seed, index)) * init_std for index in self.classes]
-        self.coefficients = nn.Parameter(torch.stack(initial))
+        initial = [torch.randn(shape, generator=stream) * init_std for stream in self.generators()]
+        self.coefficients = nn.Parameter(stack_images(initial, shape))
 
     def spectrum(self, positions: Tensor) -> Tensor:
         return torch.view_as_complex(self.coefficients[positions]) * self.frequency_scale
@@ -179,8 +203,8 @@ class PhaseImage(SpectralImage):
         energy = (weights * amplitude.square()).sum() / canvas**2
         self.register_buffer("amplitude", amplitude * contrast / energy.sqrt(), persistent=False)
         shape = (3, canvas, canvas // 2 + 1)
-        initial = [(torch.rand(shape, generator=generator(seed, index)) * 2 - 1) * torch.pi for index in self.classes]
-        self.phase = nn.Parameter(torch.stack(initial))
+        initial = [(torch.rand(shape, generator=stream) * 2 - 1) * torch.pi for stream in self.generators()]
+        self.phase = nn.Parameter(stack_images(initial, shape))
 
     def spectrum(self, positions: Tensor) -> Tensor:
         phase = self.phase[positions]

@@ -7,17 +7,21 @@ from collections.abc import Sequence
 import torch
 from lightning.pytorch import Callback, LightningModule
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
+from torch.distributed import ReduceOp
 from torchvision.transforms import v2
 from typing_extensions import override
 
-from maxclass_lightning import classifiers, regularizers
+from maxclass_lightning import classifiers
 from maxclass_lightning.callbacks import DivergenceGuard, ImageExport, ImageLogger
 from maxclass_lightning.checkpoints import InterruptCheckpoint, PeriodicCheckpoint, is_lightning_default
-from maxclass_lightning.data import shard, step_loader, work_items
+from maxclass_lightning.data import step_loader, work_items
 from maxclass_lightning.display import Display
 from maxclass_lightning.errors import ConfigError
 from maxclass_lightning.images import ClassImages, ImageCallable, PixelImage
+from maxclass_lightning.objectives import ClassObjective, class_logit
+from maxclass_lightning.ownership import STRATEGY_NAME, owned_classes, uses_ownership
 from maxclass_lightning.transforms import Resize
 
 #: The seed's optimizer: AdamW with a large step (pixels are unbounded) and weight decay, which
@@ -29,9 +33,16 @@ SEED_WEIGHT_DECAY = 0.1
 #: (VGG16 at 256 px holds about 90 MB of activations per image) at no cost in speed.
 AUTO_BATCH_SIZE = 64
 
+#: Classes up to which each class gets its own TensorBoard scalar tags (``prob/259_pomeranian``):
+#: beyond, thousands of tags make the browser unusable, and histograms summarize all classes.
+MAX_CLASS_SCALARS = 64
+
 
 class ClassVisualizer(LightningModule):
-    """Optimizes one input image per class so that the frozen classifier's logit for it is maximal.
+    """Optimizes input images per class so that the frozen classifier's logit for it is maximal.
+
+    With several processes (``trainer.strategy: owned_classes``) each process holds, optimizes
+    and exports only the images of its own share of the classes (``ownership``).
 
     Args:
         classes: ImageNet class indices or names (case-insensitive), or ``all``.
@@ -55,6 +66,12 @@ class ClassVisualizer(LightningModule):
         display: how images become pictures (TensorBoard, PNG export).
         seed: seed of the image initialization and augmentations; the CLI sets it from
             ``seed_everything``.
+        samples_per_class: images per class, each from its own random stream (sample 0 is the
+            image a one-sample run makes); exported as ``<index>_<name>_<sample>.png``.
+        diversity_weight: weight of Lucid's diversity penalty among a class's samples (0: off).
+        diversity_layer: classifier module whose output the diversity term compares.
+        max_class_scalars: runs of up to this many classes get per-class scalar tags; all runs
+            get histograms of probability and rank and summary scalars.
     """
 
     def __init__(
@@ -74,6 +91,10 @@ class ClassVisualizer(LightningModule):
         compile: bool = False,
         display: Display | None = None,
         seed: int = 0,
+        samples_per_class: int = 1,
+        diversity_weight: float = 0.0,
+        diversity_layer: str | None = None,
+        max_class_scalars: int = MAX_CLASS_SCALARS,
     ) -> None:
         super().__init__()
         if image_size < 1:
@@ -82,7 +103,11 @@ class ClassVisualizer(LightningModule):
             raise ConfigError(f"model.views is {views}; give a positive number of views per image, e.g. 1 or 4")
         if batch_size is not None and batch_size < 1:
             raise ConfigError(f"model.batch_size is {batch_size}; give a positive number of images or null")
+        if samples_per_class < 1:
+            raise ConfigError(f"model.samples_per_class is {samples_per_class}; give a positive number such as 1 or 4")
         self.save_hyperparameters()
+        # Optimized by hand: each forward pass (chunk) is differentiated on its own, then one step.
+        self.automatic_optimization = False
         try:
             self.classifier = classifiers.build_classifier(classifier, weights, seed=seed)
         except ConfigError as error:
@@ -94,20 +119,28 @@ class ClassVisualizer(LightningModule):
             raise ConfigError(f"model.classes: {error}") from None
         #: per class of the run, its name in tags and file names: ``259_pomeranian``
         self.tags = [f"{index}_{self.class_names[index].lower().replace(' ', '_')}" for index in self.classes]
-        self.register_buffer("class_indices", torch.tensor(self.classes), persistent=False)
+        self.samples_per_class = samples_per_class
+        #: per image of the run (class-major, then sample), its file name
+        k = samples_per_class
+        self.image_names = [tag if k == 1 else f"{tag}_{sample}" for tag in self.tags for sample in range(k)]
+        self.image_factory = image or PixelImage
+        self.image_size = image_size
+        self.max_class_scalars = max_class_scalars
         self.normalize = (
             v2.Normalize(classifiers.IMAGENET_MEAN, classifiers.IMAGENET_STD) if normalize else nn.Identity()
         )
-        self.image: ClassImages = (image or PixelImage)(self.classes, image_size, seed)
+        self.seed = seed
+        self.own(range(len(self.classes)), [len(self.image_names)])
         self.optimizer = optimizer
         self.views = views
         self.transforms = transforms or Resize()
-        self.regularizer_weights = regularizers.check(regularizer_weights or {})
+        self.objective = ClassObjective(
+            self.classifier, views, samples_per_class, diversity_weight, diversity_layer, regularizer_weights
+        )
         self.batch_size = batch_size
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.classifier.to(memory_format=self.memory_format)
         self.display = display or Display()
-        self.seed = seed
         self._check_runnable()
         if compile:  # after the check, which would otherwise compile for the CPU first
             self.classifier.compile()
@@ -136,6 +169,38 @@ class ClassVisualizer(LightningModule):
                 f"{len(self.class_names)} class names; give the network a matching `categories` list"
             )
 
+    def own(self, positions: range, row_counts: list[int]) -> None:
+        """Hold the images of the classes at these positions of the run (a contiguous block), and
+        only those: ``owned_rows`` are their rows among all the run's images, ``row_counts`` the
+        rows each process holds."""
+        k = self.samples_per_class
+        self.owned_rows = range(positions.start * k, positions.stop * k)
+        self.row_counts = row_counts
+        starts = [sum(row_counts[:rank]) for rank in range(len(row_counts))]
+        #: the rows of the run's images each process holds
+        self.all_rows = [range(start, start + count) for start, count in zip(starts, row_counts)]
+        row_classes = [self.classes[position] for position in positions for _ in range(k)]
+        #: per image row of this process, its ImageNet class and its class position in the run
+        self.register_buffer("class_indices", torch.tensor(row_classes, dtype=torch.long), persistent=False)
+        self.register_buffer(
+            "row_positions", torch.arange(positions.start, positions.stop).repeat_interleave(k), persistent=False
+        )
+        self.image: ClassImages = self.image_factory(row_classes, self.image_size, self.seed)
+
+    @override
+    def setup(self, stage: str) -> None:
+        """Under ``owned_classes``, keep only this process's share of the classes: their images
+        are made from their own random streams, the same as in a single-process run."""
+        trainer = self.trainer
+        if uses_ownership(trainer.strategy):
+            shares = [owned_classes(len(self.classes), rank, trainer.world_size) for rank in range(trainer.world_size)]
+            self.own(shares[trainer.global_rank], [len(share) * self.samples_per_class for share in shares])
+        elif trainer.world_size > 1:
+            raise ConfigError(
+                f"trainer.strategy is {type(trainer.strategy).__name__}, which would copy every image to every "
+                f"process; give --trainer.strategy {STRATEGY_NAME} (each process owns a share of the classes)"
+            )
+
     @override
     def configure_callbacks(self) -> list[Callback]:
         """Periodic checkpoints, TensorBoard snapshots, PNG export and the divergence and interruption
@@ -162,120 +227,124 @@ class ClassVisualizer(LightningModule):
 
     def view_keys(self, work: Tensor) -> Tensor:
         """(seed, class, view, step) of each work item, ``[K, 4]`` on its device: all that its
-        random view may depend on."""
+        random view may depend on (the samples of a class see the same views)."""
         constant = torch.ones_like(work[:, 0])
         return torch.stack(
             [constant * self.seed, self.class_indices[work[:, 0]], work[:, 1], constant * self.global_step], dim=1
         )
 
     def _loss(self, work: Tensor, with_stats: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
-        """Negative target logit summed over ``work`` items (a mean over each class's views),
-        plus the weighted regularizers of each image; with ``with_stats`` (logging steps only),
-        each item's score, probability and rank too."""
-        if len(work) == 0:  # a process with nothing to do this step (more processes than items)
-            dtype = torch.promote_types(next(self.image.parameters()).dtype, torch.float32)  # as the others'
-            nothing = work.new_zeros(0, dtype=dtype)
-            zero = sum(p.sum() for p in self.image.parameters()) * 0  # DDP still needs a gradient
-            return zero, {"score": nothing, "prob": nothing, "rank": nothing}
-        positions = work[:, 0]
+        """The objective's loss over ``work`` items (image row, view); with ``with_stats``
+        (logging steps only), each item's score, probability, rank and top-1 too."""
+        rows = work[:, 0]
         # Images and views in float32 even under bf16 autocast, which would coarsen the warps'
         # sampling grids and the colour mixing; only the classifier runs in low precision.
         with torch.autocast(self.device.type, enabled=False):
-            images = self.image(positions)
+            images = self.image(rows)
             views = self.transforms(images, self.view_keys(work))
-        logits = self.scores(views)
+        with self.objective.capture() as features:
+            logits = self.scores(views)
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-        target = logits.gather(1, self.class_indices[positions, None]).squeeze(1)
-        stats = self._stats(logits, target, positions) if with_stats else {}
-        loss = -target.sum() / self.views
-        if self.regularizer_weights:
-            loss = loss + regularizers.weighted(images, self.regularizer_weights).sum() / self.views
-        return loss, stats
+        target = class_logit(logits, self.class_indices[rows])
+        stats = self._stats(logits, target, rows) if with_stats else {}
+        groups = self.row_positions[rows] * self.views + work[:, 1]  # a class's samples under one view
+        return self.objective.loss(target, images, features, groups), stats
 
     @torch.no_grad()
-    def _stats(self, logits: Tensor, target: Tensor, positions: Tensor) -> dict[str, Tensor]:
-        """Each item's target score, probability and rank (1: the classifier's top class)."""
-        probability = logits.softmax(1).gather(1, self.class_indices[positions, None]).squeeze(1)
-        rank = (logits > target[:, None]).sum(1) + 1
-        return {"score": target.detach(), "prob": probability, "rank": rank.to(probability.dtype)}
+    def _stats(self, logits: Tensor, target: Tensor, rows: Tensor) -> dict[str, Tensor]:
+        """Each item's target score, probability, rank (1: the classifier's top class) and top-1 (0 or 1)."""
+        probability = logits.softmax(1).gather(1, self.class_indices[rows, None]).squeeze(1)
+        rank = ((logits > target[:, None]).sum(1) + 1).to(probability.dtype)
+        return {"score": target.detach(), "prob": probability, "rank": rank, "top1": (rank == 1).to(rank.dtype)}
 
     def chunks(self, work: Tensor) -> tuple[Tensor, ...]:
-        """``work`` cut into classifier forward passes of at most ``batch_size`` items."""
-        return work.split(self.batch_size or AUTO_BATCH_SIZE)
+        """``work`` cut into classifier forward passes of about ``batch_size`` items, never
+        splitting the items the objective compares with each other (a class's samples)."""
+        group = self.objective.group_items
+        size = max(group, (self.batch_size or AUTO_BATCH_SIZE) // group * group)
+        return work.split(size) if len(work) else ()  # none on a process that owns no class
 
     @override
     def training_step(self, work: Tensor, batch_idx: int) -> Tensor:
-        """The loss over this process's work items, split into ``batch_size`` chunks.
+        """One optimizer step over this process's images: each ``batch_size`` chunk is
+        differentiated on its own (one chunk's activations held at a time), then one step.
 
-        Chunks before the last are differentiated on their own and their gradients added into
-        the last chunk's loss as ``(p * g).sum()`` terms: one backward pass (as DDP expects) with
-        the exact total gradient, holding one chunk's activations at a time.
+        No gradient crosses processes: each owns its images, and computes their whole gradient.
         """
-        parameters = [p for p in self.image.parameters() if p.requires_grad]
-        chunks = self.chunks(work)
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
         logging = self._is_log_step()
-        earlier_loss = work.new_zeros((), dtype=torch.float32)
-        earlier_grads: list[Tensor] | None = None
-        chunk_stats = []
-        for chunk in chunks[:-1]:
+        losses, chunk_stats = [], []
+        for chunk in self.chunks(work):
             loss, stats = self._loss(chunk, logging)
-            grads = torch.autograd.grad(loss, parameters)
-            if earlier_grads is None:
-                earlier_grads = list(grads)
-            else:
-                for total, grad in zip(earlier_grads, grads):
-                    total.add_(grad)
-            earlier_loss = earlier_loss + loss.detach()
+            self.manual_backward(loss)
+            losses.append(loss.detach())
             chunk_stats.append(stats)
-        loss, stats = self._loss(chunks[-1], logging)
-        chunk_stats.append(stats)
-        if earlier_grads is not None:
-            carried = sum((p * g).sum() for p, g in zip(parameters, earlier_grads))
-            loss = loss + earlier_loss + (carried - carried.detach())
-        if logging:
-            metrics = self._log_metrics(work, loss.detach().clone(), chunk_stats)
+        if not losses:  # owning no class: empty gradients, so the optimizer state has every entry the others' has
+            self.manual_backward(sum(p.sum() for p in self.image.parameters()))
+        loss = torch.stack(losses).sum() if losses else self._zero()
+        if logging:  # before the step: the values describe the images after ``global_step`` steps
+            metrics = self._log_metrics(work, loss, chunk_stats)
             # CPU tensors: Lightning keeps them where they are, so the progress bar costs no sync.
             progress = {key: torch.tensor(metrics[key]) for key in ("loss", "prob")}
             self.log_dict(progress, prog_bar=True, logger=False, batch_size=1)
-        # DDP averages gradients over processes, each of which computed a disjoint share of the
-        # items: scaling by the number of processes gives every image its single-device gradient.
-        return loss * self.trainer.world_size
+        optimizer.step()
+        return loss
+
+    def _zero(self) -> Tensor:
+        """A zero in the dtype of the losses and scores (as every process's, for collectives)."""
+        dtype = torch.promote_types(next(self.image.parameters()).dtype, torch.float32)
+        return torch.zeros((), dtype=dtype, device=self.device)
 
     def _is_log_step(self) -> bool:
         """Every ``trainer.log_every_n_steps`` steps, counting from the first."""
         return self.global_step % (self.trainer.log_every_n_steps or self.trainer.max_steps) == 0
 
     def _log_metrics(self, work: Tensor, loss: Tensor, chunk_stats: list[dict[str, Tensor]]) -> dict[str, float]:
-        """Loss, per-class score/prob/rank and image statistics, summed over processes, written to
-        the loggers and returned.
+        """Loss, per-class score/prob/rank, summaries over all images and image statistics,
+        summed over processes, written to the loggers and returned.
 
-        Called on logging steps only (a host sync); the values describe the images after
-        ``global_step`` optimizer steps, and are logged at that step, like the image snapshots.
+        Called on logging steps only (a host sync and a small all-reduce: four numbers per
+        image); the values describe the images after ``global_step`` optimizer steps, and are
+        logged at that step, like the image snapshots. Runs of more than ``max_class_scalars``
+        classes get no per-class tags: histograms of each image's probability and rank instead.
         """
-        stats = {key: torch.cat([s[key] for s in chunk_stats]) for key in chunk_stats[0]}
+        keys = ("score", "prob", "rank", "top1")
+        stats = [torch.stack([s[key] for key in keys], 1) for s in chunk_stats if s]
+        per_image = self._zero().new_zeros(len(self.image_names), len(keys))
+        values = torch.cat(stats) if stats else per_image[:0]
+        per_image.index_add_(0, work[:, 0].to(self.device) + self.owned_rows.start, values.to(self.device) / self.views)
         strategy = self.trainer.strategy
-        values = torch.stack(list(stats.values()), 1).to(self.device)
-        per_class = values.new_zeros(len(self.classes), len(stats))
-        per_class.index_add_(0, work[:, 0], values / self.views)
-        per_class = strategy.reduce(per_class, reduce_op="sum")
-        total_loss = strategy.reduce(loss, reduce_op="sum")
-        mean_probability = per_class[:, 1].mean()
-        metrics = {"loss": total_loss.item(), "prob": mean_probability.item(), "hp_metric": mean_probability.item()}
-        for column, values in zip(stats, per_class.T.tolist()):
-            metrics.update({f"{column}/{tag}": value for tag, value in zip(self.tags, values)})
+        per_image = strategy.reduce(per_image, reduce_op="sum")
+        total_loss = strategy.reduce(loss.to(self.device), reduce_op="sum")
+        per_class = per_image.view(len(self.classes), self.samples_per_class, len(keys)).mean(1)
+        probability = per_image[:, 1]
+        metrics = {
+            "loss": total_loss.item(),
+            "prob": probability.mean().item(),
+            "hp_metric": probability.mean().item(),
+            "summary/prob_min": probability.min().item(),
+            "summary/top1_fraction": (per_image[:, 3] == 1).double().mean().item(),
+        }
+        if len(self.classes) <= self.max_class_scalars:
+            for column, values in zip(keys[:3], per_class.T.tolist()):
+                metrics.update({f"{column}/{tag}": value for tag, value in zip(self.tags, values)})
         metrics.update({f"image/{key}": value.item() for key, value in self.image_statistics().items()})
         for logger in self.loggers:
             logger.log_metrics(metrics, step=self.global_step)
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_histogram("histograms/prob", probability.cpu(), self.global_step)
+                logger.experiment.add_histogram("histograms/rank", per_image[:, 2].cpu(), self.global_step)
         return metrics
 
     @override
     def on_train_end(self) -> None:
         """Score the final images, after the last step, so the scalars end where the images do."""
-        work = shard(work_items(len(self.classes), self.views), self.global_rank, self.trainer.world_size)
-        work = work.to(self.device)
+        work = work_items(len(self.owned_rows), self.views).to(self.device)
         with torch.no_grad():
-            losses, chunk_stats = zip(*(self._loss(chunk, with_stats=True) for chunk in self.chunks(work)))
-        self._log_metrics(work, sum(losses), list(chunk_stats))
+            scored = [self._loss(chunk, with_stats=True) for chunk in self.chunks(work)]
+        loss = sum((loss for loss, _ in scored), self._zero())
+        self._log_metrics(work, loss, [stats for _, stats in scored])
 
     def run_summary(self) -> dict[str, int | float | str | bool | None]:
         """What defines this run, for TensorBoard's hyperparameter view and hparams.yaml."""
@@ -296,6 +365,8 @@ class ClassVisualizer(LightningModule):
             "views": self.views,
             "transforms": type(self.transforms).__name__,
             "batch_size": self.batch_size,
+            "samples_per_class": self.samples_per_class,
+            "diversity_weight": self.objective.diversity_weight if self.objective.uses_diversity else 0.0,
             "max_steps": self.trainer.max_steps,
             "devices": self.trainer.world_size,
             "precision": str(self.trainer.precision),
@@ -309,28 +380,37 @@ class ClassVisualizer(LightningModule):
             logger.log_hyperparams(self.run_summary())
 
     @torch.no_grad()
-    def render(self, positions: Sequence[int] | None = None) -> Tensor:
-        """The current images of these class positions (all by default), ``[K, 3, size, size]``."""
-        if positions is None:
-            positions = range(len(self.classes))
+    def render(self, rows: Sequence[int] | None = None) -> Tensor:
+        """This process's current images at these rows (all by default), ``[K, 3, size, size]``;
+        row ``i`` is the run's image ``owned_rows[i]``."""
+        if rows is None:
+            rows = range(len(self.owned_rows))
         with torch.autocast(self.device.type, enabled=False):
-            return self.image(torch.as_tensor(list(positions), device=self.device)).detach()
+            return self.image(torch.as_tensor(list(rows), dtype=torch.long, device=self.device)).detach()
 
     @torch.no_grad()
     def image_statistics(self) -> dict[str, Tensor]:
-        """Mean, std, min and max over all class images, rendered ``batch_size`` at a time."""
+        """Mean, std, min and max over all images of the run, rendered ``batch_size`` at a time
+        and combined over processes."""
         chunk = self.batch_size or AUTO_BATCH_SIZE
-        count, total, squares, low, high = 0, 0.0, 0.0, [], []
-        for start in range(0, len(self.classes), chunk):
-            part = self.render(range(start, min(start + chunk, len(self.classes)))).double()
-            count, total, squares = count + part.numel(), total + part.sum(), squares + part.square().sum()
-            low, high = [*low, part.min()], [*high, part.max()]
+        moments = torch.zeros(3, dtype=torch.float64, device=self.device)  # count, sum, sum of squares
+        low = torch.tensor(torch.inf, dtype=torch.float64, device=self.device)
+        high = -low
+        for start in range(0, len(self.owned_rows), chunk):
+            part = self.render(range(start, min(start + chunk, len(self.owned_rows)))).double()
+            moments += torch.stack([part.new_tensor(part.numel()), part.sum(), part.square().sum()])
+            low, high = torch.minimum(low, part.min()), torch.maximum(high, part.max())
+        strategy = self.trainer.strategy
+        if self.trainer.world_size > 1:
+            moments = strategy.reduce(moments, reduce_op="sum")
+            low, high = strategy.reduce(low, reduce_op=ReduceOp.MIN), strategy.reduce(high, reduce_op=ReduceOp.MAX)
+        count, total, squares = moments
         mean = total / count
         return {
             "mean": mean.float(),
             "std": (squares / count - mean**2).clamp_min(0).sqrt().float(),
-            "min": torch.stack(low).min().float(),
-            "max": torch.stack(high).max().float(),
+            "min": low.float(),
+            "max": high.float(),
         }
 
     @override
@@ -345,7 +425,7 @@ class ClassVisualizer(LightningModule):
         trainer = self.trainer
         if trainer.max_steps is None or trainer.max_steps < 1:
             raise ConfigError(f"trainer.max_steps is {trainer.max_steps}; give the number of optimizer steps, e.g. 200")
-        return step_loader(len(self.classes), self.views, trainer.max_steps, trainer.global_rank, trainer.world_size)
+        return step_loader(len(self.owned_rows), self.views, trainer.max_steps)
 
     @override
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -1,0 +1,155 @@
+"""Classes owned by processes: each process holds, optimizes and checkpoints only its own images.
+
+Every class image is independent of every other, so there is nothing to synchronize during a
+step: a process owns a contiguous block of the run's classes (all samples of a class together),
+holds only those images and their optimizer state, and computes their whole gradient itself.
+``ClassOwnership`` is Lightning's ``DDPStrategy`` (process groups, launchers, ``torchrun``,
+``srun``, ``num_nodes``, ``reduce``, ``barrier``) minus the ``DistributedDataParallel`` wrapper:
+DDP would all-reduce every image gradient each step, and cannot even be told to ignore all
+trainable parameters (it refuses a module with none left). Collective calls happen only on
+logging steps (a few scalars per class), at the end (picture thumbnails) and at checkpoints,
+which gather every process's share into one ordinary checkpoint on global rank 0, the same file
+a single process writes, so that a run resumes on any number of processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from lightning.fabric.utilities.optimizer import _optimizer_to_device
+from lightning.pytorch.strategies import DDPStrategy, Strategy, StrategyRegistry
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from typing_extensions import override
+
+#: The name to give ``trainer.strategy``.
+STRATEGY_NAME = "owned_classes"
+
+
+def owned_classes(num_classes: int, rank: int, world_size: int) -> range:
+    """The class positions process ``rank`` of ``world_size`` owns: a contiguous block, the first
+    ``num_classes % world_size`` processes one class more (processes beyond the classes own none)."""
+    base, extra = divmod(num_classes, world_size)
+    start = rank * base + min(rank, extra)
+    return range(start, start + base + (rank < extra))
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def gather_rows(rows: Tensor, counts: list[int], dst: int = 0) -> Tensor | None:
+    """Every process's ``rows`` (``counts[r]`` of them on process ``r``) concatenated in rank
+    order on process ``dst`` (others get None); one process: ``rows`` itself.
+
+    Written on ``torch.distributed.gather`` because Lightning's ``all_gather`` needs equal shapes
+    and gives every process the whole: rows are padded to the largest share and only ``dst``
+    receives them.
+    """
+    if not is_distributed():
+        return rows
+    # NCCL moves only CUDA tensors; gloo any.
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else rows.device
+    padded = rows.new_zeros((max(counts), *rows.shape[1:]), device=device)
+    padded[: len(rows)] = rows
+    rank = dist.get_rank()
+    received = [torch.empty_like(padded) for _ in counts] if rank == dst else None
+    dist.gather(padded, received, dst=dst)
+    if rank != dst:
+        return None
+    return torch.cat([part[:count] for part, count in zip(received, counts)]).to(rows.device)
+
+
+class ClassOwnership(DDPStrategy):
+    """DDP's processes without DDP's gradient all-reduce: each process owns a share of the classes.
+
+    The module asks ``owned_classes`` which images to hold. Checkpoints are gathered onto global
+    rank 0 in the single-process layout (image rows in run order, optimizer state likewise) and
+    sliced back into each process's share on load.
+    """
+
+    strategy_name = STRATEGY_NAME
+
+    @override
+    def _setup_model(self, model: nn.Module) -> nn.Module:
+        """No ``DistributedDataParallel`` wrapper: no parameter is shared between processes."""
+        return model
+
+    def _gathered(self, tensors: dict[Any, Any], rows: set[Any], counts: list[int]) -> dict[Any, Any]:
+        """``tensors`` with the entries named in ``rows`` gathered across processes (on CPU, rank 0)."""
+        result = {}
+        for key, value in tensors.items():
+            if key in rows:
+                value = gather_rows(value.detach(), counts)
+                value = None if value is None else value.cpu()
+            result[key] = value
+        return result
+
+    def _row_parameters(self) -> dict[str, nn.Parameter]:
+        return {f"image.{name}": p for name, p in self.lightning_module.image.named_parameters()}
+
+    @override
+    def lightning_module_state_dict(self) -> dict[str, Any]:
+        counts = self.lightning_module.row_counts
+        return self._gathered(self.lightning_module.state_dict(), set(self._row_parameters()), counts)
+
+    @override
+    def optimizer_state(self, optimizer: Optimizer) -> dict[str, Tensor]:
+        """The optimizer's state with every per-image tensor (shaped like its parameter, e.g.
+        Adam's moments) gathered; scalars such as Adam's step count are the same everywhere."""
+        counts = self.lightning_module.row_counts
+        state = optimizer.state_dict()
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        gathered = {}
+        for index, parameter in enumerate(parameters):
+            entry = state["state"].get(index, {})
+            rows = {key for key, value in entry.items() if _is_rows_of(value, parameter)}
+            gathered[index] = self._gathered(entry, rows, counts)
+        return {**state, "state": gathered}
+
+    @override
+    def load_model_state_dict(self, checkpoint: dict[str, Any], strict: bool = True) -> None:
+        rows = self.lightning_module.owned_rows
+        state = dict(checkpoint["state_dict"])
+        for key in self._row_parameters():
+            if key in state:
+                state[key] = state[key][rows.start : rows.stop]
+        self.lightning_module.load_state_dict(state, strict=strict)
+
+    @override
+    def load_optimizer_state_dict(self, checkpoint: dict[str, Any]) -> None:
+        rows = self.lightning_module.owned_rows
+        total = len(self.lightning_module.image_names)
+        for optimizer, saved in zip(self.optimizers, checkpoint["optimizer_states"]):
+            state = {
+                index: {
+                    key: value[rows.start : rows.stop] if _is_full_rows(value, total) else value
+                    for key, value in entry.items()
+                }
+                for index, entry in saved["state"].items()
+            }
+            optimizer.load_state_dict({**saved, "state": state})
+            _optimizer_to_device(optimizer, self.root_device)
+
+
+def _is_rows_of(value: Any, parameter: Tensor) -> bool:
+    """Whether optimizer state ``value`` holds one row per image of ``parameter``."""
+    return isinstance(value, Tensor) and value.dim() > 0 and value.shape == parameter.shape
+
+
+def _is_full_rows(value: Any, total: int) -> bool:
+    """Whether a checkpointed optimizer state tensor holds one row per image of the run."""
+    return isinstance(value, Tensor) and value.dim() > 1 and len(value) == total
+
+
+def uses_ownership(strategy: Strategy) -> bool:
+    return isinstance(strategy, ClassOwnership)
+
+
+StrategyRegistry.register(
+    STRATEGY_NAME,
+    ClassOwnership,
+    description="DDP processes, each owning a share of the classes; no gradient all-reduce",
+)
