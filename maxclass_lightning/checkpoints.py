@@ -9,15 +9,18 @@ file that replaces it in one ``os.replace``, so the file on disk is always a com
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.fabric.utilities.apply_func import apply_to_collection
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -82,6 +85,53 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise
 
 
+class BackgroundCheckpointIO(AtomicCheckpointIO):
+    """``AtomicCheckpointIO`` whose file writing runs in a background thread, from a copy of the
+    checkpoint's tensors taken (on the CPU) when the save is asked for: the step only pays the copy.
+
+    Written by hand because Lightning's ``AsyncCheckpointIO`` (experimental) has no way to wait for
+    a write or to learn that it failed, and a run must do both: the last checkpoint has to be on
+    disk before the process exits, and a full disk has to stop the run. Writes happen one at a
+    time, in order; ``wait()`` blocks until the last one is on disk and raises its error, if any.
+    The copy costs host memory the size of the images and optimizer state while it is written.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
+
+    @override
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
+        self.wait()
+        copy = apply_to_collection(checkpoint, torch.Tensor, lambda t: t.detach().to("cpu", copy=True))
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
+        self._pending = self._executor.submit(AtomicCheckpointIO.save_checkpoint, self, copy, path, storage_options)
+
+    def wait(self) -> None:
+        """Block until the last write is complete; raise its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    @override
+    def teardown(self) -> None:
+        try:
+            self.wait()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown()
+                self._executor = None
+
+
+def wait_for_checkpoints(trainer: Trainer) -> None:
+    """Block until every checkpoint this process asked for is on disk (raising a write's error)."""
+    io = trainer.strategy.checkpoint_io
+    if isinstance(io, BackgroundCheckpointIO):
+        io.wait()
+
+
 class PeriodicCheckpoint(ModelCheckpoint):
     """Rewrites ``checkpoints/last.ckpt`` every ``every_n_minutes`` of training, every ``every_n_steps``
     steps, and after the last step, atomically (``AtomicCheckpointIO``).
@@ -94,19 +144,27 @@ class PeriodicCheckpoint(ModelCheckpoint):
         every_n_minutes: wall-clock minutes between checkpoints (``CHECKPOINT_MINUTES``); null: none
             on time. All processes follow rank 0's clock.
         every_n_steps: optimizer steps between checkpoints, in addition; null: none on steps.
+        background: write the file in a background thread (``BackgroundCheckpointIO``), so that a
+            step pays only for copying the state; the run waits for the last write at its end.
     """
 
-    def __init__(self, every_n_minutes: float | None = CHECKPOINT_MINUTES, every_n_steps: int | None = None) -> None:
+    def __init__(
+        self,
+        every_n_minutes: float | None = CHECKPOINT_MINUTES,
+        every_n_steps: int | None = None,
+        background: bool = True,
+    ) -> None:
         interval = timedelta(minutes=every_n_minutes) if every_n_minutes is not None else None
         super().__init__(save_top_k=0, save_last=True, train_time_interval=interval, enable_version_counter=False)
         self.every_n_minutes = every_n_minutes
         self.every_n_steps = every_n_steps
+        self.background = background
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # leave a user's own plugin alone
-            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+            trainer.strategy.checkpoint_io = BackgroundCheckpointIO() if self.background else AtomicCheckpointIO()
 
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -121,6 +179,11 @@ class PeriodicCheckpoint(ModelCheckpoint):
             self._last_time_checked = time.monotonic()
             return
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)  # the time interval
+
+    @override
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        wait_for_checkpoints(trainer)
 
 
 def is_lightning_default(callback: Callback) -> bool:
@@ -199,6 +262,8 @@ class InterruptCheckpoint(Callback):
         """Write the checkpoint from this process alone (``trainer.save_checkpoint`` waits at a
         barrier for processes that may already have stopped), atomically."""
         path = run_directory(trainer) / "checkpoints" / self.filename
+        with contextlib.suppress(OSError):  # a failed older write: this one is tried anyway
+            wait_for_checkpoints(trainer)  # an older periodic write must not land after this one
         checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
         AtomicCheckpointIO().save_checkpoint(checkpoint, path)
         return path

@@ -215,6 +215,7 @@ CLASS_RULES: dict[str, dict[str, Rule]] = {
     "maxclass_lightning.checkpoints.PeriodicCheckpoint": {
         "every_n_minutes": Rule(optional(finite(0, above=True)), "a positive number of minutes, e.g. 10, or null"),
         "every_n_steps": Rule(optional(at_least(1)), "a positive number of steps or null"),
+        "background": Rule(any_value, "true or false"),
     },
     "lightning.pytorch.loggers.TensorBoardLogger": {
         "save_dir": Rule(lambda v: isinstance(v, str) and v.strip() != "", "a folder for the runs, e.g. runs"),

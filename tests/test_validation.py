@@ -169,6 +169,7 @@ BAD: dict[str, tuple[str | None, str | None]] = {
     "trainer.callbacks:InterruptCheckpoint.filename": ("[1]", "a/b.ckpt"),
     "trainer.callbacks:PeriodicCheckpoint.every_n_minutes": ("abc", "-1"),
     "trainer.callbacks:PeriodicCheckpoint.every_n_steps": ("abc", "0"),
+    "trainer.callbacks:PeriodicCheckpoint.background": ("maybe", None),
 }
 
 _OPTION = re.compile(r"^\s+--([\w.]+)[ ,\n]", re.MULTILINE)
