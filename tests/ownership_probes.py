@@ -40,7 +40,7 @@ class Collectives(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.profiler.__exit__(None, None, None)
         collectives = [
-            [event.name, sum(int(torch.Size(shape).numel()) for shape in event.input_shapes if shape)]
+            [event.name, sum(torch.Size(shape).numel() for shape in event.input_shapes)]
             for event in self.profiler.events()
             if event.name.startswith(BACKENDS)
         ]
