@@ -172,13 +172,23 @@ class PeriodicCheckpoint(ModelCheckpoint):
 
     @override
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx) -> None:
+        """Save after the last step, every ``every_n_steps``, and once ``every_n_minutes`` have passed.
+
+        The clock is checked here rather than by ``ModelCheckpoint``, which ignores its time interval
+        under manual optimization. With several processes the time decision is rank 0's, broadcast
+        at logging steps only (a collective), so the interval is kept to within one logging interval.
+        """
         step = trainer.global_step
         due = step == trainer.max_steps or (self.every_n_steps is not None and step % self.every_n_steps == 0)
+        if not due and self.every_n_minutes is not None:
+            due = time.monotonic() - self._last_time_checked >= self.every_n_minutes * 60
+            if trainer.world_size > 1:
+                if step % (trainer.log_every_n_steps or trainer.max_steps):
+                    return
+                due = trainer.strategy.broadcast(due)
         if due and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
             self._last_time_checked = time.monotonic()
-            return
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)  # the time interval
 
     @override
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -32,7 +32,8 @@ FIXED_MODEL_SETTINGS = (
     "transforms",
     "regularizer_weights",
     "samples_per_class",
-    "diversity",
+    "diversity_weight",
+    "diversity_layer",
 )
 
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
-from maxclass_lightning.checkpoints import AtomicCheckpointIO
+from maxclass_lightning.checkpoints import AtomicCheckpointIO, BackgroundCheckpointIO
 from maxclass_lightning.cli import main
 from tests.conftest import ROOT, run_dir, run_module, tiny_args
 
@@ -102,6 +102,7 @@ def test_wall_clock_interval(minutes, expected, tmp_path):
             "--trainer.max_steps=4",
             "--trainer.callbacks+=maxclass_lightning.checkpoints.PeriodicCheckpoint",
             f"--trainer.callbacks.every_n_minutes={minutes}",
+            "--trainer.callbacks.background=false",  # each file complete when the next step looks
             "--trainer.callbacks+=tests.test_checkpoints.CheckpointSeen",
         )
     )
@@ -119,13 +120,33 @@ def test_periodic_checkpoint_is_on_by_default(tmp_path):
     assert [p.name for p in (run_dir(tmp_path) / "checkpoints").iterdir()] == ["last.ckpt"]
 
 
+def test_background_writes_land_in_order_and_a_failed_one_raises_on_wait(tmp_path):
+    path = tmp_path / "last.ckpt"
+    writer = BackgroundCheckpointIO()
+    state = {"global_step": 1, "image": torch.zeros(3)}
+    writer.save_checkpoint(state, path)
+    state["image"] += 1  # the next step changes the state in place: the write has its own copy
+    state["global_step"] = 2
+    writer.save_checkpoint(state, path)
+    writer.wait()
+    saved = torch.load(path, weights_only=False)
+    assert saved["global_step"] == 2 and torch.equal(saved["image"], torch.ones(3))
+    writer.save_checkpoint({"global_step": 3, "broken": Unpicklable()}, path)
+    with pytest.raises(OSError, match="No space left"):
+        writer.teardown()
+    assert torch.load(path, weights_only=False)["global_step"] == 2
+
+
+class Unpicklable:
+    """Fails to be written as a full disk would."""
+
+    def __reduce__(self):
+        raise OSError(28, "No space left on device")
+
+
 def test_atomic_save_keeps_the_previous_file_when_writing_fails(tmp_path):
     path = tmp_path / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"global_step": 1}, path)
-
-    class Unpicklable:
-        def __reduce__(self):
-            raise OSError(28, "No space left on device")
 
     with pytest.raises(OSError):
         AtomicCheckpointIO().save_checkpoint({"global_step": 2, "broken": Unpicklable()}, path)

@@ -48,6 +48,9 @@ CONTRADICTIONS = {
     "transforms": ("--model.transforms.rotate=45", "model.transforms.init_args.rotate is 45.0"),
     "regularizer_weights": ("--model.regularizer_weights={l2: 1.0}", "model.regularizer_weights is {'l2': 1.0}"),
     "seed": ("--seed_everything=7", "seed_everything is 7"),
+    "samples_per_class": ("--model.samples_per_class=2", "model.samples_per_class is 2"),
+    "diversity_weight": ("--model.diversity_weight=0.5", "model.diversity_weight is 0.5"),
+    "diversity_layer": ("--model.diversity_layer=features.3", "model.diversity_layer is features.3"),
 }
 
 
