@@ -57,5 +57,5 @@ def keyed_uniform(keys: torch.Tensor, count: int) -> torch.Tensor:
     state = torch.zeros(len(keys), dtype=torch.int64, device=keys.device)
     for column in keys.T:
         state = _splitmix64(state ^ column)
-    draws = torch.stack([_splitmix64(state + index + 1) for index in range(count)], dim=1)
+    draws = _splitmix64(state[:, None] + torch.arange(1, count + 1, device=keys.device))  # draw i: state + i + 1
     return _shift_right(draws, 11).double() / float(2**53)  # the 53 bits a float64 mantissa holds

@@ -13,6 +13,7 @@ import math
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from typing_extensions import override
 
 from maxclass_lightning.seeding import keyed_uniform
 
@@ -93,6 +94,64 @@ class RandomViews(nn.Module):
             factor, shift = (t.to(device=images.device, dtype=images.dtype) for t in self.color(keys))
             views = views * factor + shift
         return views + self.fill
+
+
+class CropViews(RandomViews):
+    """Random square crops of a canvas larger than the classifier's input, each resampled to the
+    input size with added noise (MACO's views, Fel et al. 2023).
+
+    The canvas (``model.image_size``, e.g. 448 px for a 224 px network) is never seen whole: each
+    view is a box of ``box`` of its side at a random place, so detail forms at the scale the
+    network reads, and the exported picture has more pixels than one input. Every draw (box, colour,
+    noise) comes from the view's keyed stream (seed, class, view, step).
+
+    Args:
+        box: range of the box side, as a fraction of the canvas side (uniform); 0.5 of a 448 px
+            canvas is one 224 px input at its native scale.
+        noise: standard deviation of the uniform noise added to each view pixel, in [0, 1] image
+            units; the class cannot hang on pixel-exact values.
+        color_shift: random per-channel contrast and shift, as in ``RandomViews``; 0 turns it off.
+        output_size: side of the views in pixels, the classifier's input size; null keeps the
+            canvas's size.
+    """
+
+    def __init__(
+        self,
+        box: tuple[float, float] = (0.25, 0.5),
+        noise: float = 0.05,
+        color_shift: float = 0.0,
+        output_size: int | None = None,
+    ) -> None:
+        super().__init__(
+            pad=0.0, jitter=0.0, scale=(1.0, 1.0), rotate=0.0, color_shift=color_shift, output_size=output_size
+        )
+        if not 0 < box[0] <= box[1] <= 1:
+            raise ValueError(
+                f"box range {box} must be increasing fractions of the canvas side in (0, 1], e.g. [0.25, 0.5]"
+            )
+        self.box = box
+        self.noise = noise
+
+    @override
+    def affine(self, keys: Tensor) -> Tensor:
+        """The ``[K, 2, 3]`` warp of each keyed crop: a box of side ``side`` whose corner is placed
+        uniformly so that the box stays inside the canvas (normalized coordinates, [-1, 1])."""
+        draws = keyed_uniform(keys, AFFINE_DRAWS)
+        side = self.box[0] + (self.box[1] - self.box[0]) * draws[:, 0]
+        centre = -1 + side[:, None] + 2 * (1 - side[:, None]) * draws[:, 1:3]
+        zero = torch.zeros_like(side)
+        return torch.stack([torch.stack([side, zero, centre[:, 0]], 1), torch.stack([zero, side, centre[:, 1]], 1)], 1)
+
+    @override
+    def forward(self, images: Tensor, keys: Tensor) -> Tensor:
+        views = super().forward(images, keys)
+        if not self.noise:
+            return views
+        count = views[0].numel()
+        # Uniform draws after the warp's and the colour's: a view's noise is its own, on any device.
+        uniform = keyed_uniform(keys, AFFINE_DRAWS + COLOR_DRAWS + count)[:, AFFINE_DRAWS + COLOR_DRAWS :]
+        noise = (uniform.to(device=views.device, dtype=views.dtype).view_as(views) - 0.5) * (self.noise * math.sqrt(12))
+        return views + noise
 
 
 class Resize(nn.Module):

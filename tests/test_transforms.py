@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from maxclass_lightning.transforms import RandomViews, Resize
+from maxclass_lightning.transforms import CropViews, RandomViews, Resize
 
 
 def keys(*rows):
@@ -70,3 +70,36 @@ def test_color_shift_leaves_the_warp_unchanged():
     recoloured = RandomViews(rotate=30, color_shift=0.2)(images, keys([0, 1, 0, 3]))
     factor, shift = RandomViews(rotate=30, color_shift=0.2).color(keys([0, 1, 0, 3]))
     torch.testing.assert_close(recoloured, (warped - 0.5) * factor.float() + shift.float() + 0.5, rtol=0, atol=1e-5)
+
+
+def test_a_crop_view_depends_only_on_its_key():
+    canvas = torch.rand(3, 3, 48, 48)
+    crops = CropViews(box=(0.25, 0.5), noise=0.05, color_shift=0.1, output_size=16)
+    batch_keys = keys([0, 1, 0, 5], [0, 259, 0, 5], [0, 259, 1, 5])
+    batch = crops(canvas, batch_keys)
+    assert batch.shape == (3, 3, 16, 16)
+    alone = crops(canvas[1:2], keys([0, 259, 0, 5]))
+    torch.testing.assert_close(alone[0], batch[1], rtol=0, atol=1e-6)
+    assert torch.equal(crops(canvas, batch_keys), batch)
+    for other in ([1, 259, 0, 5], [0, 260, 0, 5], [0, 259, 2, 5], [0, 259, 0, 6]):  # seed, class, view, step
+        assert not torch.allclose(crops(canvas[1:2], keys(other))[0], batch[1], atol=1e-3)
+
+
+def test_crops_stay_inside_the_canvas_and_span_the_box():
+    # A canvas whose red channel is the column coordinate: a crop's columns show where its box sits.
+    side = 64
+    canvas = torch.linspace(0, 1, side).expand(1, 3, side, side).clone()
+    crops = CropViews(box=(0.25, 0.5), noise=0.0, output_size=32)
+    views = crops(canvas.expand(200, -1, -1, -1), keys(*[[0, 1, view, 0] for view in range(200)]))
+    extent = views[:, 0].amax((1, 2)) - views[:, 0].amin((1, 2))
+    assert extent.min() >= 0.25 - 2 / side
+    assert extent.max() <= 0.5
+    assert views.min() >= 0 and views.max() <= 1  # no sample fell outside the canvas
+
+
+def test_crop_noise_has_the_set_spread():
+    canvas = torch.full((1, 3, 64, 64), 0.5)
+    plain = CropViews(noise=0.0, output_size=64)(canvas, keys([0, 1, 0, 0]))
+    noisy = CropViews(noise=0.05, output_size=64)(canvas, keys([0, 1, 0, 0]))
+    assert abs((noisy - plain).std().item() - 0.05) < 0.005
+    assert (noisy - plain).abs().max() <= 0.05 * 3**0.5 + 1e-6  # uniform noise: bounded by sqrt(3) std
