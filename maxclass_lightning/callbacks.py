@@ -9,8 +9,10 @@ the contact sheet and TensorBoard.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -129,13 +131,37 @@ class ImageLogger(Callback):
         self.snapshots = snapshots
         self.max_class_tags = max_class_tags
         self.upsample = upsample
+        self.writing: Future | None = None
+        self.writer_thread: ThreadPoolExecutor | None = None
 
     def interval(self, trainer: Trainer) -> int:
         return self.every_n_steps or max(1, trainer.max_steps // self.snapshots)
 
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # One writer thread, so snapshots reach the event file in step order.
+        self.writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-logger")
         self.log_images(trainer, pl_module, step=trainer.global_step)
+
+    @override
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """The last snapshot is in the event file before the logger closes it; a failed write surfaces here."""
+        self.wait(stop=True)
+
+    @override
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        with contextlib.suppress(Exception):  # the run's own exception is the one to report
+            self.wait(stop=True)
+
+    def wait(self, stop: bool = False) -> None:
+        """Block until the snapshot handed to the writer thread is written and re-raise its error;
+        with ``stop``, end the thread."""
+        writing, self.writing = self.writing, None
+        if stop and self.writer_thread is not None:
+            self.writer_thread.shutdown()
+            self.writer_thread = None
+        if writing is not None:
+            writing.result()
 
     @override
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx) -> None:
@@ -160,12 +186,23 @@ class ImageLogger(Callback):
         if tagged is None:  # not global rank 0
             return
         writers = [logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
-        for row, picture in enumerate(tagged):
-            for writer in writers:
-                writer.add_image(f"images/{pl_module.image_names[row]}", picture, step)
-        if total > 1:  # with one image its own tag is the whole picture
-            for writer in writers:
-                writer.add_image("images/grid", grid(tiles), step)
+        names = pl_module.image_names
+        self.wait()  # at most one snapshot in flight: bounded memory, and its error seen at the next one
+
+        def write() -> None:
+            # Off the training thread: PNG encoding is most of a snapshot's cost, and the next
+            # steps do not need its result (TensorBoard's event writer is thread-safe).
+            for row, picture in enumerate(tagged):
+                for writer in writers:
+                    writer.add_image(f"images/{names[row]}", picture, step)
+            if total > 1:  # with one image its own tag is the whole picture
+                for writer in writers:
+                    writer.add_image("images/grid", grid(tiles), step)
+
+        if self.writer_thread is None:  # called outside a fit
+            write()
+        else:
+            self.writing = self.writer_thread.submit(write)
 
 
 def log_interval(trainer: Trainer) -> int:
