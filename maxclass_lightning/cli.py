@@ -17,7 +17,7 @@ from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from maxclass_lightning import evaluate, parse_errors, resume, validation
+from maxclass_lightning import evaluate, parse_errors, recipes, resume, validation
 from maxclass_lightning.checkpoints import disk_full_message, is_disk_full
 from maxclass_lightning.errors import ConfigError, RunError
 from maxclass_lightning.module import ClassVisualizer
@@ -204,6 +204,7 @@ def main(args: list[str] | None = None):
     try:
         if argv[:1] == ["evaluate"]:
             return evaluate.main(argv[1:])
+        argv = recipes.resolve_arguments(argv)  # --config quality / --recipe quality: the shipped recipe
         parse_errors.check_config_files(argv)
         return MaxClassCLI(
             ClassVisualizer,
@@ -212,7 +213,7 @@ def main(args: list[str] | None = None):
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"exit_on_error": False},
             auto_configure_optimizers=False,
-            args=args,
+            args=argv,
         )
     except (ConfigError, ArgumentError, RunError, MisconfigurationException) as error:
         if os.environ.get(DEBUG_VARIABLE):
