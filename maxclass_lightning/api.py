@@ -38,7 +38,8 @@ class Visualization:
     Attributes:
         names: file names, ``259_pomeranian`` (``259_pomeranian_1`` for samples).
         labels: labels as the contact sheet shows them, ``259 Pomeranian``.
-        images: the optimized images ``[N, 3, S, S]`` in [0, 1], before the display pipeline.
+        images: the optimized images ``[N, 3, S, S]`` as the classifier sees them, before the
+            display pipeline (raw pixels may leave [0, 1]).
         pictures: the display-ready pictures (upsampled, sharpened, stretched) as PIL images.
         score: the target logit of each image as the classifier sees it (no views).
         probability: the target's softmax probability.
@@ -106,7 +107,9 @@ def _picture(tensor: Tensor) -> Image.Image:
 
 
 def _argument(option: str, value: Any) -> str:
-    return f"--{option}={json.dumps(list(value) if isinstance(value, tuple) else value)}"
+    """``--option=value``: text as it is (quoted, a string option would keep the quotes), the rest as JSON."""
+    text = value if isinstance(value, str) else json.dumps(list(value) if isinstance(value, tuple) else value)
+    return f"--{option}={text}"
 
 
 def visualize(
