@@ -37,15 +37,18 @@ def test_bf16_channels_last_keep_float32_images_and_correlated_updates(in_proces
         "--model.classes=[259,1]",
         "--trainer.max_steps=3",
         "--model.image=maxclass_lightning.images.FourierImage",
-        "--model.optimizer=torch.optim.Adam",
-        "--model.optimizer.lr=0.05",
+        "--model.optimizer=torch.optim.SGD",  # steps proportional to the gradient (test_benchmark.py)
+        "--model.optimizer.lr=1.0",
         "--model.transforms=maxclass_lightning.transforms.RandomViews",
         *CUDA,
     ]
     default = in_process_fit(*fourier).model
     fast = in_process_fit(*fourier, "--trainer.precision=bf16-mixed", "--model.channels_last=true").model
     assert all(p.dtype == torch.float32 and p.is_cuda for p in fast.image.parameters())
-    updates = torch.stack([(default.render() - 0.5).flatten(), (fast.render() - 0.5).flatten()]).cpu()
+    with torch.no_grad():  # the images both runs started from (the same seed)
+        initial = default.image_factory(default.class_indices.tolist(), default.image_size, default.seed)
+        start = initial.to(default.device)(torch.arange(len(default.owned_rows), device=default.device))
+    updates = torch.stack([(default.render() - start).flatten(), (fast.render() - start).flatten()]).cpu()
     assert torch.corrcoef(updates)[0, 1] > 0.7
     outputs = []
     fast.classifier.features[0].register_forward_hook(lambda module, inputs, output: outputs.append(output))
@@ -55,9 +58,9 @@ def test_bf16_channels_last_keep_float32_images_and_correlated_updates(in_proces
     assert outputs[0].is_contiguous(memory_format=torch.channels_last)
 
 
-#: Profiler events that make the host wait for the GPU: explicit synchronizations and the
-#: device-to-host copies behind ``.item()``, ``bool(tensor)`` and ``.cpu()``.
-SYNC_EVENTS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "aten::_local_scalar_dense")
+#: Profiler events that make the host wait for the GPU: stream and event synchronizations and
+#: the device-to-host copies behind ``.item()``, ``bool(tensor)`` and ``.cpu()``.
+SYNC_EVENTS = ("cudaStreamSynchronize", "cudaEventSynchronize", "aten::_local_scalar_dense")
 
 
 class ProfileSteps(Callback):
@@ -73,14 +76,12 @@ class ProfileSteps(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if batch_idx == self.last:
-            torch.cuda.synchronize()  # outside the window: the profiler stops after it
             self.profiler.__exit__(None, None, None)
 
 
 def test_no_host_sync_in_a_step_that_does_not_log(in_process_fit):
     """Steps 2 to 8 of a run logging every 10 steps: default callbacks and progress bar on, as
     a user runs it. A logging step syncs once (the scalars); the others must not wait."""
-    probe = ProfileSteps(2, 8)
     cli = in_process_fit(
         *CUDA,
         "--model.classes=[259,1]",
@@ -96,6 +97,8 @@ def test_no_host_sync_in_a_step_that_does_not_log(in_process_fit):
     assert any(name.startswith("aten::convolution") for name in names), "the profile saw no step"
     syncs = {name: names.count(name) for name in SYNC_EVENTS if name in names}
     assert not syncs, f"host syncs in 7 non-logging steps: {syncs}"
+    # torch.cuda.synchronize(): at most the profiler's own, as it stops
+    assert names.count("cudaDeviceSynchronize") <= 1, "torch.cuda.synchronize() in the steps"
 
 
 def test_deterministic_runs_are_bitwise_equal(tmp_path):
