@@ -18,18 +18,22 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 missing() {
   "$PYTHON" - <<'PY'
 import importlib.util
-needed = ["torch", "torchvision", "lightning", "jsonargparse", "tensorboard", "PIL", "pytest"]
-print(" ".join(name for name in needed if importlib.util.find_spec(name) is None))
+# import name -> pip name; pytest only for the CUDA tests (the other stages run without it)
+needed = {"torch": "torch", "torchvision": "torchvision", "lightning": "lightning",
+          "jsonargparse": "jsonargparse[signatures]", "tensorboard": "tensorboard", "PIL": "pillow",
+          "typing_extensions": "typing-extensions", "pytest": "pytest"}
+print(" ".join(pip for name, pip in needed.items() if importlib.util.find_spec(name) is None))
 PY
 }
 
 absent=$(missing)
 if [ -n "$absent" ]; then
   echo "missing: $absent; trying pip (works only where a package index is reachable)" >&2
-  timeout 120 "$PYTHON" -m pip install -q -e . pytest >"$OUT/pip.log" 2>&1
+  # only what is missing: never reinstall the machine's torch
+  timeout 120 "$PYTHON" -m pip install -q $absent >"$OUT/pip.log" 2>&1
   absent=$(missing)
 fi
-if [ -n "$absent" ]; then
+if [ -n "$(echo "${absent/pytest/}" | tr -d ' ')" ]; then  # all but pytest are needed
   {
     echo "# Device check"
     echo
