@@ -119,3 +119,63 @@ def test_callable_classifier_by_import_path():
     assert not network.training
     with pytest.raises(ConfigError, match="cannot be imported"):
         classifiers.build_classifier("no_such_package.module:function", None)
+
+
+def test_timm_model_random_and_from_a_local_state_dict(tmp_path):
+    import timm
+
+    random = classifiers.build_classifier("timm:resnet18", None, seed=3)
+    assert not random.training and not any(p.requires_grad for p in random.parameters())
+    again = classifiers.build_classifier("timm:resnet18", None, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(random.state_dict().values(), again.state_dict().values()))
+    torch.manual_seed(7)
+    saved = timm.create_model("resnet18")
+    torch.save(saved.state_dict(), tmp_path / "resnet18.pth")
+    loaded = classifiers.build_classifier("timm:resnet18", str(tmp_path / "resnet18.pth"))
+    assert all(torch.equal(a, b) for a, b in zip(saved.state_dict().values(), loaded.state_dict().values()))
+    assert classifiers.class_names("timm:resnet18") == list(timm.data.ImageNetInfo().label_descriptions())
+    assert classifiers.class_names("timm:resnet18")[259] == "Pomeranian"
+
+
+def test_timm_pretrained_weights_offline_fail_in_one_line(monkeypatch):
+    import huggingface_hub.constants
+
+    # The network edge: the hub library refuses to reach the network, as without a connection.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ConfigError, match=r"cannot download timm:resnet18 weights DEFAULT .* model.weights: null"):
+        classifiers.build_classifier("timm:resnet18", "DEFAULT")
+    with pytest.raises(ConfigError, match=r"unknown timm model 'resnet181'.*did you mean"):
+        classifiers.build_classifier("timm:resnet181", None)
+
+
+def test_input_size_and_normalization_come_from_the_networks_metadata():
+    from maxclass_lightning import ClassVisualizer
+
+    vit = ClassVisualizer(classes=259, classifier="timm:vit_tiny_patch16_224", weights=None)
+    config = vit.classifier.pretrained_cfg
+    assert vit.image_size == config["input_size"][-1]
+    assert tuple(vit.normalize.mean) == tuple(config["mean"]) != classifiers.IMAGENET_MEAN
+    b1 = ClassVisualizer(classes=259, classifier="efficientnet_b1", weights=None)
+    assert b1.image_size == models.EfficientNet_B1_Weights.DEFAULT.transforms().crop_size[0] != 224
+    assert ClassVisualizer(classes=259, classifier="efficientnet_b1", weights=None, image_size=64).image_size == 64
+
+
+def test_efficientnet_lite0_by_name_is_the_shipped_imagenet_network():
+    network = classifiers.build_classifier("efficientnet_lite0", None)
+    size, mean, std = classifiers.input_spec("efficientnet_lite0", network)
+    assert (size, mean, std) == (224, classifiers.IMAGENET_MEAN, classifiers.IMAGENET_STD)
+    # Its shipped weights, not a seeded random network: the same whatever the seed.
+    again = classifiers.build_classifier("efficientnet_lite0", None, seed=5)
+    assert all(torch.equal(a, b) for a, b in zip(network.state_dict().values(), again.state_dict().values()))
+    with pytest.raises(ConfigError, match="comes with its own"):
+        classifiers.build_classifier("efficientnet_lite0", "DEFAULT")
+
+
+@pytest.mark.parametrize("classifier", ["timm:resnet18", "efficientnet_lite0"])
+def test_zoo_classifiers_run_by_name(tmp_path, classifier):
+    from maxclass_lightning import visualize
+
+    result = visualize(classifier, "pomeranian", recipe="quick", steps=2, image_size=64, weights=None,
+                       logger=False, default_root_dir=str(tmp_path))  # fmt: skip
+    assert result.names == ["259_pomeranian"] and result.images.shape == (1, 3, 64, 64)
+    assert torch.isfinite(result.score).all() and 1 <= int(result.rank[0]) <= 1000
