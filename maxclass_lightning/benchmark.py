@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -320,12 +321,17 @@ def _run(command: list[str], seconds: float, log: Path) -> tuple[int | None, flo
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     start = time.perf_counter()
-    with open(log, "w") as output:
+    with (
+        open(log, "w") as output,
+        subprocess.Popen(
+            command, cwd=root, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        ) as process,
+    ):
         try:
-            code = subprocess.run(
-                command, cwd=root, env=env, stdout=output, stderr=subprocess.STDOUT, timeout=max(1.0, seconds)
-            ).returncode
-        except subprocess.TimeoutExpired:
+            code = process.wait(timeout=max(1.0, seconds))
+        except subprocess.TimeoutExpired:  # its own children too (the tests' CLI runs, DDP processes)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
             code = None
     tail = "\n".join(log.read_text(errors="replace").replace("\r", "\n").splitlines()[-15:])
     return code, time.perf_counter() - start, tail
