@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,34 +173,38 @@ def _is_plain(value: Any) -> bool:
 
 
 def _cli(arguments: list[str], module: nn.Module | None, objects: dict[str, Any]):
+    """The command line's ``MaxClassCLI``, parsed from ``arguments`` and instantiated without running,
+    with the module instance and the Trainer option objects put in after the checks."""
+    # Imported here: the command line imports the package, whose __init__ imports this module.
     from lightning.pytorch.cli import SaveConfigCallback
 
     from maxclass_lightning.cli import TRAINER_DEFAULTS, MaxClassCLI
+    from maxclass_lightning.parse_errors import check_config_files
 
     class _Api(MaxClassCLI):
         def before_instantiate_classes(self) -> None:
             super().before_instantiate_classes()
-            config = self.config
             if module is not None:
-                config.model.classifier = module
+                self.config.model.classifier = module
             for name, value in objects.items():
-                config.trainer[name] = value
-
-    from maxclass_lightning.parse_errors import check_config_files
+                self.config.trainer[name] = value
 
     check_config_files(arguments)
-    return _Api(
-        ClassVisualizer,
-        seed_everything_default=0,
-        trainer_defaults=TRAINER_DEFAULTS,
-        # config.yaml cannot hold a module instance; a named classifier's run saves it as the CLI does
-        save_config_callback=None if module is not None else SaveConfigCallback,
-        save_config_kwargs={"overwrite": True},
-        parser_kwargs={"exit_on_error": False},
-        auto_configure_optimizers=False,
-        run=False,
-        args=arguments,
-    )
+    with warnings.catch_warnings():
+        # A notebook kernel's own sys.argv is no conflict with these arguments.
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        return _Api(
+            ClassVisualizer,
+            seed_everything_default=0,
+            trainer_defaults=TRAINER_DEFAULTS,
+            # config.yaml cannot hold a module instance; a named classifier's run saves it as the CLI does
+            save_config_callback=None if module is not None else SaveConfigCallback,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"exit_on_error": False},
+            auto_configure_optimizers=False,
+            run=False,
+            args=arguments,
+        )
 
 
 @torch.no_grad()
