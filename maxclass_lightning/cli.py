@@ -205,6 +205,8 @@ def main(args: list[str] | None = None):
         if argv[:1] == ["evaluate"]:
             return evaluate.main(argv[1:])
         argv = recipes.resolve_arguments(argv)  # --config quality / --recipe quality: the shipped recipe
+        if args is None:  # the resolved command line is still the command line (Lightning warns at args=)
+            sys.argv[1:] = argv
         parse_errors.check_config_files(argv)
         return MaxClassCLI(
             ClassVisualizer,
@@ -213,7 +215,7 @@ def main(args: list[str] | None = None):
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"exit_on_error": False},
             auto_configure_optimizers=False,
-            args=argv,
+            args=args if args is None else argv,
         )
     except (ConfigError, ArgumentError, RunError, MisconfigurationException) as error:
         if os.environ.get(DEBUG_VARIABLE):
