@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
 
+import pytest
 import torch
 
 from maxclass_lightning import benchmark
+from tests.conftest import ROOT
 
 
 def test_benchmark_prints_a_row_per_setting(capsys):
@@ -83,3 +87,18 @@ def test_compiled_classifier_gives_the_same_images(in_process_fit):
     cli = in_process_fit(*SPEED_ARGS, FLOAT64, *args, "--model.compile=true")
     assert cli.model.classifier._compiled_call_impl is not None
     torch.testing.assert_close(cli.model.image.pixels.detach(), default, **SAME)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU the check runs for minutes")
+def test_device_check_without_a_gpu_says_so_writes_its_report_and_exits_0(tmp_path):
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "device-check.sh"), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["environment"]["gpus"] == 0 and report["skipped"] == "no CUDA GPU visible"
+    assert "No CUDA GPU is visible" in (tmp_path / "out" / "report.md").read_text()
+    assert "No CUDA GPU is visible" in result.stdout
