@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 
 import torch
@@ -112,6 +114,12 @@ class ClassVisualizer(LightningModule):
             raise ConfigError(f"model.batch_size is {batch_size}; give a positive number of images or null")
         if samples_per_class < 1:
             raise ConfigError(f"model.samples_per_class is {samples_per_class}; give a positive number such as 1 or 4")
+        if not (isinstance(diversity_weight, (int, float)) and math.isfinite(diversity_weight) and diversity_weight >= 0):
+            raise ConfigError(
+                f"model.diversity_weight is {diversity_weight}; give a non-negative weight such as 0 (off) or 10"
+            )
+        if max_class_scalars < 0:
+            raise ConfigError(f"model.max_class_scalars is {max_class_scalars}; give a number of classes, 0 or more")
         # A module instance is not pickled into hparams and checkpoints: its class name stands in.
         self.save_hyperparameters(ignore=[] if isinstance(classifier, str) else ["classifier"])
         if not isinstance(classifier, str):

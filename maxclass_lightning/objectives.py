@@ -69,7 +69,9 @@ class ClassObjective:
         self.diversity_weight = diversity_weight
         self.regularizer_weights = regularizers.check(regularizer_weights or {})
         self.layer: nn.Module | None = None
-        if self.uses_diversity:
+        # A layer name is checked even while the term is off: a typo should not wait for the run
+        # that turns it on.
+        if self.uses_diversity or diversity_layer is not None:
             layers = dict(classifier.named_modules())
             if diversity_layer not in layers:
                 examples = ", ".join(name for name in list(layers)[1:6])
@@ -77,7 +79,7 @@ class ClassObjective:
                     f"model.diversity_layer is {diversity_layer!r}, not a layer of the classifier; "
                     f"give a module name such as {examples}"
                 )
-            self.layer = layers[diversity_layer]
+            self.layer = layers[diversity_layer] if self.uses_diversity else None
 
     @property
     def uses_diversity(self) -> bool:

@@ -124,8 +124,10 @@ RULES: dict[str, Rule] = {
     "trainer.check_val_every_n_epoch": Rule(optional(at_least(1)), "null or a positive number of epochs (unused)"),
     "trainer.num_sanity_val_steps": Rule(optional(at_least(-1)), "null, -1 or a number of steps (unused here)"),
     "trainer.accumulate_grad_batches": Rule(lambda v: v == 1, "1 (each step already sums the whole work)"),
+    # The image is optimized by hand (one step over all forward passes), which Lightning's clipping
+    # does not support; AdamW's update is already bounded by its learning rate.
     "trainer.gradient_clip_val": Rule(
-        lambda v: v is None or (_is_number(v) and v >= 0), "null or a non-negative clipping threshold"
+        lambda v: v is None or v == 0, "null or 0 (no clipping: the image's optimizer steps by hand)"
     ),
     "trainer.gradient_clip_algorithm": Rule(lambda v: v in (None, "norm", "value"), "null, norm or value"),
     "trainer.reload_dataloaders_every_n_epochs": Rule(at_least(0), "0 or a number of epochs"),
@@ -186,6 +188,17 @@ CLASS_RULES: dict[str, dict[str, Rule]] = {
         ),
         "rotate": Rule(finite(0, 180), "a largest angle in degrees from 0 to 180, e.g. 10"),
         "fill": Rule(finite(), "a finite value, e.g. 0.5"),
+        "color_shift": Rule(finite(0, 10), "a non-negative shift, e.g. 0.1 (0: off)"),
+        "output_size": Rule(optional(at_least(1)), "the classifier's input side in pixels, e.g. 224, or null"),
+    },
+    "maxclass_lightning.transforms.CropViews": {
+        "box": Rule(
+            lambda v: (
+                isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_number(x) for x in v) and 0 < v[0] <= v[1] <= 1
+            ),
+            "two fractions of the canvas side in (0, 1], smallest first, e.g. [0.25, 0.5]",
+        ),
+        "noise": Rule(finite(0, 1), "a noise level in [0, 1], e.g. 0.05 (0: none)"),
         "color_shift": Rule(finite(0, 10), "a non-negative shift, e.g. 0.1 (0: off)"),
         "output_size": Rule(optional(at_least(1)), "the classifier's input side in pixels, e.g. 224, or null"),
     },

@@ -41,7 +41,7 @@ def test_pomeranian_config_is_the_seed_recipe():
     assert pixels.shape == (1, 3, 256, 256) and 0 <= pixels.min() and pixels.max() <= 1
     assert isinstance(model.normalize, torch.nn.Identity)  # the seed feeds the raw image
     assert isinstance(model.transforms, Resize) and model.transforms.output_size is None and model.views == 1
-    assert model.regularizer_weights == {}
+    assert model.objective.regularizer_weights == {} and not model.objective.uses_diversity
     optimizer = model.optimizer(model.image.parameters())
     assert type(optimizer) is torch.optim.AdamW
     assert optimizer.defaults["lr"] == 5.0 and optimizer.defaults["weight_decay"] == 0.1
