@@ -257,7 +257,7 @@ class InterruptCheckpoint(Callback):
     @override
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         interrupted = isinstance(exception, (KeyboardInterrupt, SIGTERMException))
-        if interrupted and trainer.is_global_zero:
+        if interrupted:
             if self.forced:
                 rank_zero_info(f"Stopped mid-step after step {trainer.global_step}; no new checkpoint written.")
             else:
@@ -269,13 +269,16 @@ class InterruptCheckpoint(Callback):
         self._restore_handler()
 
     def save(self, trainer: Trainer) -> Path:
-        """Write the checkpoint from this process alone (``trainer.save_checkpoint`` waits at a
-        barrier for processes that may already have stopped), atomically."""
+        """Write the checkpoint atomically, without ``trainer.save_checkpoint``'s barrier (other
+        processes may be past one). Every process builds it, since a strategy that splits the
+        images (``owned_classes``) gathers them while it does; global rank 0 writes it. The
+        processes reach here at the same step: the stop was agreed on (``on_train_batch_end``)."""
         path = run_directory(trainer) / "checkpoints" / self.filename
         with contextlib.suppress(OSError):  # a failed older write: this one is tried anyway
             wait_for_checkpoints(trainer)  # an older periodic write must not land after this one
         checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
-        AtomicCheckpointIO().save_checkpoint(checkpoint, path)
+        if trainer.is_global_zero:
+            AtomicCheckpointIO().save_checkpoint(checkpoint, path)
         return path
 
     def _restore_handler(self) -> None:

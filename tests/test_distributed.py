@@ -4,11 +4,16 @@ crosses processes during a step, and checkpoints resume on any number of process
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from tests.conftest import run_dir, run_module, tiny_args
+from tests.conftest import ROOT, run_dir, run_module, tiny_args
+from tests.test_resilience import interrupt_after_a_few_steps
 
 CLASSES = [1, 259, 948]
 # Two random views per image per step, so augmentations are keyed too; in float64, so that the
@@ -133,6 +138,57 @@ def test_resume_on_the_same_or_another_number_of_processes(single_process, tmp_p
         assert resumed.returncode == 0, resumed.stderr
         for index, image in final_images(run_dir(tmp_path / name)).items():
             torch.testing.assert_close(image, single_process[index], **EXACT)
+
+
+def test_ctrl_c_on_two_processes_gathers_one_checkpoint_of_every_class(tmp_path):
+    """Ctrl-C reaches every process of the group; they agree on a step, each hands its share of the
+    images to rank 0, which writes one checkpoint that resumes on one process."""
+    steps = 400
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "maxclass_lightning",
+            *tiny_args(
+                tmp_path / "runs",
+                f"--model.classes={CLASSES}",
+                *COMMON,
+                *owned(2),
+                f"--trainer.max_steps={steps}",
+                "--trainer.callbacks+=tests.work_log.RecordWork",
+                f"--trainer.callbacks.folder={tmp_path / 'work'}",
+            ),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    interrupt_after_a_few_steps(process, tmp_path / "work", lambda: os.killpg(process.pid, signal.SIGINT))
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0 and "Resume with" in stderr, stderr
+    last = run_dir(tmp_path / "runs") / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=False)
+    stopped_at = checkpoint["global_step"]
+    assert 3 <= stopped_at < steps
+    assert checkpoint["state_dict"]["image.pixels"].shape[0] == len(CLASSES)
+    (moments,) = checkpoint["optimizer_states"][0]["state"].values()
+    assert moments["exp_avg"].shape[0] == len(CLASSES)
+
+    resumed = run_module(
+        tiny_args(
+            tmp_path / "resumed",
+            f"--model.classes={CLASSES}",
+            *COMMON,
+            f"--trainer.max_steps={stopped_at + 2}",
+            f"--ckpt_path={last}",
+        )
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert torch.load(run_dir(tmp_path / "resumed") / "checkpoints" / "last.ckpt", weights_only=False)[
+        "global_step"
+    ] == stopped_at + 2
 
 
 def test_replicating_ddp_is_refused_in_one_line(tmp_path):

@@ -65,18 +65,19 @@ def _start_fit(save_dir, work_log, *extra):
     )
 
 
-def _interrupt_after_a_few_steps(process, work_log, sig) -> None:
+def interrupt_after_a_few_steps(process, work_log, send) -> None:
+    """Calls ``send()`` once rank 0 has logged its third step."""
     deadline = time.monotonic() + 120
     while not (work_log / "rank0.jsonl").exists() or len((work_log / "rank0.jsonl").read_text().splitlines()) < 3:
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    process.send_signal(sig)
+    send()
 
 
 def test_ctrl_c_exports_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path):
     process = _start_fit(tmp_path / "runs", tmp_path / "work")
-    _interrupt_after_a_few_steps(process, tmp_path / "work", signal.SIGINT)
+    interrupt_after_a_few_steps(process, tmp_path / "work", lambda: process.send_signal(signal.SIGINT))
     _, stderr = process.communicate(timeout=120)
     assert process.returncode != 0
     interrupted = tmp_path / "runs" / "maxclass" / "version_0"
@@ -115,7 +116,7 @@ def test_ctrl_c_exports_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_
 
 def test_sigterm_stops_between_steps_with_a_checkpoint(tmp_path):
     process = _start_fit(tmp_path / "runs", tmp_path / "work")
-    _interrupt_after_a_few_steps(process, tmp_path / "work", signal.SIGTERM)
+    interrupt_after_a_few_steps(process, tmp_path / "work", lambda: process.send_signal(signal.SIGTERM))
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 143, stderr
     run = tmp_path / "runs" / "maxclass" / "version_0"
