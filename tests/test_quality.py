@@ -1,8 +1,9 @@
 """Quality on real ImageNet networks: the quality recipe, run by the app, scored by `evaluate`.
 
 Sized for CI on 2 cores (about a minute for the file): one shared run per direction (a
-module-scoped fixture), 2 classes, 2 views and 48 steps instead of the recipe's 6 classes and
-its full budget, in both directions: optimized on Lite0 and judged by Lite1, and the reverse.
+module-scoped fixture), 2 classes, 2 views and 32 steps (64 classifier passes per class) instead
+of the recipe's 6 classes, 4 views and 128 steps, in both directions: optimized on Lite0 and
+judged by Lite1, and the reverse.
 Both runs are seeded (``seed_everything`` in the recipe); the thresholds sit well under what was
 measured (in each test's docstring), so that other CPUs and thread counts, whose float rounding
 differs, pass, and a broken recipe does not. The full measurement is in the README.
@@ -57,7 +58,7 @@ def transfer(request, tmp_path_factory):
                 f"--model.classifier={network}",
                 f"--model.image_size={size}",
                 "--model.views=2",
-                "--trainer.max_steps=48",
+                "--trainer.max_steps=32",
                 "--trainer.enable_progress_bar=false",
                 "--trainer.enable_model_summary=false",
                 f"--trainer.logger.init_args.save_dir={save_dir}",
@@ -68,18 +69,21 @@ def transfer(request, tmp_path_factory):
 
 
 def test_optimized_network_reads_its_pictures(transfer):
-    """Measured: mean probability 0.81 on Lite0 and on Lite1, both pictures top-1 on both."""
+    """Measured: mean probability 0.9996 (Lite0) and 0.999 (Lite1), both pictures top-1."""
     optimized, _ = transfer
-    assert mean_probability(optimized) >= 0.4
+    assert mean_probability(optimized) >= 0.9
+    assert all(score.top1 for score in optimized)
 
 
 def test_judge_reads_the_pictures(transfer):
-    """The judge was never optimized against. Measured: Lite1 judging Lite0's pictures 0.106
-    (goldfish 0.18 at rank 1, Granny Smith 0.035 at rank 3), Lite0 judging Lite1's 0.084 (goldfish
-    0.16 at rank 1, Granny Smith rank 19); a random picture scores about 0.001."""
+    """The judge was never optimized against. Measured at these 64 passes: Lite1 judging Lite0's
+    pictures 0.233 (goldfish 0.42 at rank 1, Granny Smith 0.05 at rank 2), Lite0 judging Lite1's
+    0.502 (goldfish 0.93 at rank 1, Granny Smith 0.07 at rank 4). The previous recipe (decay 1.0,
+    lr 0.05) reached 0.037 and 0.003 here; a random picture scores about 0.001."""
     _, judged = transfer
-    assert mean_probability(judged) >= 0.03
-    assert min(score.rank for score in judged) <= 5
+    assert mean_probability(judged) >= 0.08
+    assert min(score.rank for score in judged) <= 3
+    assert max(score.rank for score in judged) <= 25
 
 
 def test_quality_recipe_phases_do_not_collapse(tmp_path):
