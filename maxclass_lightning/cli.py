@@ -21,6 +21,7 @@ from maxclass_lightning import evaluate, parse_errors, recipes, resume, validati
 from maxclass_lightning.checkpoints import disk_full_message, is_disk_full
 from maxclass_lightning.errors import ConfigError, RunError
 from maxclass_lightning.module import ClassVisualizer
+from maxclass_lightning.ownership import check_strategy
 
 #: Set (to anything) to see full tracebacks instead of one-line errors.
 DEBUG_VARIABLE = "MAXCLASS_DEBUG"
@@ -154,6 +155,8 @@ class MaxClassCLI(LightningCLI):
                 raise
             reason = " ".join(str(error).split()) or type(error).__name__
             raise ConfigError(f"{reason}; see python -m maxclass_lightning fit --help") from error
+        if self.subcommand == "fit":  # before Lightning launches the other processes
+            check_strategy(self.trainer.strategy, self.trainer.num_devices * self.trainer.num_nodes)
 
     def before_instantiate_classes(self) -> None:
         """Checks that need no model, before anything is built or written."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
 
 import torch
@@ -23,7 +22,7 @@ from maxclass_lightning.display import Display
 from maxclass_lightning.errors import ConfigError
 from maxclass_lightning.images import ClassImages, ImageCallable, PixelImage
 from maxclass_lightning.objectives import ClassObjective, class_logit
-from maxclass_lightning.ownership import STRATEGY_NAME, owned_classes, uses_ownership
+from maxclass_lightning.ownership import check_strategy, owned_classes, uses_ownership
 from maxclass_lightning.transforms import Resize
 
 #: The seed's optimizer: AdamW with a large step (pixels are unbounded) and weight decay, which
@@ -114,7 +113,7 @@ class ClassVisualizer(LightningModule):
             raise ConfigError(f"model.batch_size is {batch_size}; give a positive number of images or null")
         if samples_per_class < 1:
             raise ConfigError(f"model.samples_per_class is {samples_per_class}; give a positive number such as 1 or 4")
-        if not (isinstance(diversity_weight, (int, float)) and math.isfinite(diversity_weight) and diversity_weight >= 0):
+        if not (isinstance(diversity_weight, (int, float)) and math.isfinite(diversity_weight)) or diversity_weight < 0:
             raise ConfigError(
                 f"model.diversity_weight is {diversity_weight}; give a non-negative weight such as 0 (off) or 10"
             )
@@ -212,11 +211,8 @@ class ClassVisualizer(LightningModule):
         if uses_ownership(trainer.strategy):
             shares = [owned_classes(len(self.classes), rank, trainer.world_size) for rank in range(trainer.world_size)]
             self.own(shares[trainer.global_rank], [len(share) * self.samples_per_class for share in shares])
-        elif trainer.world_size > 1:
-            raise ConfigError(
-                f"trainer.strategy is {type(trainer.strategy).__name__}, which would copy every image to every "
-                f"process; give --trainer.strategy {STRATEGY_NAME} (each process owns a share of the classes)"
-            )
+        else:
+            check_strategy(trainer.strategy, trainer.world_size)
 
     @override
     def configure_callbacks(self) -> list[Callback]:

@@ -24,6 +24,8 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from typing_extensions import override
 
+from maxclass_lightning.errors import ConfigError
+
 #: The name to give ``trainer.strategy``.
 STRATEGY_NAME = "owned_classes"
 
@@ -146,6 +148,15 @@ def _is_full_rows(value: Any, total: int) -> bool:
 
 def uses_ownership(strategy: Strategy) -> bool:
     return isinstance(strategy, ClassOwnership)
+
+
+def check_strategy(strategy: Strategy, processes: int) -> None:
+    """``ConfigError`` for several processes under a strategy that would replicate every image."""
+    if processes > 1 and not uses_ownership(strategy):
+        raise ConfigError(
+            f"trainer.strategy is {type(strategy).__name__}, which would copy every image to every "
+            f"process; give --trainer.strategy {STRATEGY_NAME} (each process owns a share of the classes)"
+        )
 
 
 StrategyRegistry.register(

@@ -12,7 +12,8 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import ROOT, run_dir, run_module, tiny_args
+from tests.conftest import ROOT, fit_in_process, run_dir, run_module, tiny_args
+from tests.test_errors import fails_cleanly
 from tests.test_resilience import interrupt_after_a_few_steps
 
 CLASSES = [1, 259, 948]
@@ -53,16 +54,13 @@ def records(folder, ranks) -> list[dict]:
 @pytest.fixture(scope="module")
 def single_process(tmp_path_factory):
     save_dir = tmp_path_factory.mktemp("single")
-    result = run_module(tiny_args(save_dir, f"--model.classes={CLASSES}", *COMMON))
-    assert result.returncode == 0, result.stderr
+    fit_in_process(tiny_args(save_dir, f"--model.classes={CLASSES}", *COMMON))
     return final_images(run_dir(save_dir))
 
 
 def test_class_image_independent_of_batch_and_batch_size(single_process, tmp_path):
-    alone = run_module(tiny_args(tmp_path / "alone", "--model.classes=[259]", *COMMON))
-    assert alone.returncode == 0, alone.stderr
-    chunked = run_module(tiny_args(tmp_path / "chunked", f"--model.classes={CLASSES}", "--model.batch_size=1", *COMMON))
-    assert chunked.returncode == 0, chunked.stderr
+    fit_in_process(tiny_args(tmp_path / "alone", "--model.classes=[259]", *COMMON))
+    fit_in_process(tiny_args(tmp_path / "chunked", f"--model.classes={CLASSES}", "--model.batch_size=1", *COMMON))
     pomeranian = single_process[259]
     torch.testing.assert_close(final_images(run_dir(tmp_path / "alone"))[259], pomeranian, **EXACT)
     for index, image in final_images(run_dir(tmp_path / "chunked")).items():
@@ -131,11 +129,12 @@ def test_resume_on_the_same_or_another_number_of_processes(single_process, tmp_p
     )
     assert first.returncode == 0, first.stderr
     checkpoint = run_dir(tmp_path / "first") / "checkpoints" / "last.ckpt"
-    for name, devices in (("two", owned(2)), ("one", ["--trainer.devices=1"])):
-        resumed = run_module(
-            tiny_args(tmp_path / name, f"--model.classes={CLASSES}", *COMMON, *devices, f"--ckpt_path={checkpoint}")
-        )
-        assert resumed.returncode == 0, resumed.stderr
+    two = run_module(
+        tiny_args(tmp_path / "two", f"--model.classes={CLASSES}", *COMMON, *owned(2), f"--ckpt_path={checkpoint}")
+    )
+    assert two.returncode == 0, two.stderr
+    fit_in_process(tiny_args(tmp_path / "one", f"--model.classes={CLASSES}", *COMMON, f"--ckpt_path={checkpoint}"))
+    for name in ("two", "one"):
         for index, image in final_images(run_dir(tmp_path / name)).items():
             torch.testing.assert_close(image, single_process[index], **EXACT)
 
@@ -176,7 +175,7 @@ def test_ctrl_c_on_two_processes_gathers_one_checkpoint_of_every_class(tmp_path)
     (moments,) = checkpoint["optimizer_states"][0]["state"].values()
     assert moments["exp_avg"].shape[0] == len(CLASSES)
 
-    resumed = run_module(
+    fit_in_process(
         tiny_args(
             tmp_path / "resumed",
             f"--model.classes={CLASSES}",
@@ -185,16 +184,13 @@ def test_ctrl_c_on_two_processes_gathers_one_checkpoint_of_every_class(tmp_path)
             f"--ckpt_path={last}",
         )
     )
-    assert resumed.returncode == 0, resumed.stderr
-    assert torch.load(run_dir(tmp_path / "resumed") / "checkpoints" / "last.ckpt", weights_only=False)[
-        "global_step"
-    ] == stopped_at + 2
-
-
-def test_replicating_ddp_is_refused_in_one_line(tmp_path):
-    result = run_module(
-        tiny_args(tmp_path, "--model.classes=[259]", "--trainer.devices=2", "--trainer.strategy=ddp"), timeout=180
+    assert (
+        torch.load(run_dir(tmp_path / "resumed") / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+        == stopped_at + 2
     )
-    assert result.returncode == 2
-    assert "error: trainer.strategy is DDPStrategy" in result.stderr
-    assert "--trainer.strategy owned_classes" in result.stderr
+
+
+def test_replicating_ddp_is_refused_in_one_line_before_processes_start(capsys, tmp_path):
+    message = fails_cleanly(capsys, tmp_path, "--model.classes=[259]", "--trainer.devices=2", "--trainer.strategy=ddp")
+    assert message.startswith("error: trainer.strategy is DDPStrategy")
+    assert "--trainer.strategy owned_classes" in message

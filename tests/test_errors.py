@@ -7,7 +7,7 @@ import torch
 from torchvision import models
 
 from maxclass_lightning.cli import main
-from tests.conftest import run_module, tiny_args
+from tests.conftest import VGG16, run_module, tiny_args
 
 
 def fails_cleanly(capsys, save_dir, *args: str, config: str | None = None) -> str:
@@ -32,13 +32,13 @@ def fails_cleanly(capsys, save_dir, *args: str, config: str | None = None) -> st
         (["--model.classes=[1000]"], "class index 1000 is out of range; this classifier has classes 0 to 999"),
         (["--model.classes=[pomeranain]"], "unknown class name 'pomeranain'; did you mean 'Pomeranian'"),
         (["--model.classes=[]"], "model.classes is empty; give at least one class"),
-        (["--model.image_size=16"], "too small for it: use e.g. model.image_size: 224"),
+        (["--model.image_size=16", *VGG16], "too small for it: use e.g. model.image_size: 224"),
         (["--trainer.max_steps=0"], "trainer.max_steps is 0; give the number of optimizer steps"),
         (["--trainer.max_steps=-1"], "trainer.max_steps is -1"),
         (["--model.optimizer.lr=-1"], "model.optimizer cannot be built (Invalid learning rate: -1.0)"),
         (["--model.optimizer=torch.optim.Adamm"], "module 'torch.optim' has no attribute 'Adamm'"),
         (["--model.classifier=vgg61"], "unknown classifier 'vgg61' (did you mean"),
-        (["--model.weights=IMAGENET"], "unknown weights 'IMAGENET' for vgg16; use one of DEFAULT"),
+        (["--model.weights=IMAGENET", *VGG16], "unknown weights 'IMAGENET' for vgg16; use one of DEFAULT"),
         (
             ["--model.clases=[1]"],
             "unrecognized arguments: --model.clases=[1] (options: python -m maxclass_lightning fit",
@@ -57,14 +57,16 @@ def test_usage_error(capsys, tmp_path, args, expected):
 
 
 def test_weights_file_missing_unreadable_or_for_another_network(capsys, tmp_path):
-    missing = fails_cleanly(capsys, tmp_path / "runs", f"--model.weights={tmp_path / 'none.pth'}")
+    missing = fails_cleanly(capsys, tmp_path / "runs", *VGG16, f"--model.weights={tmp_path / 'none.pth'}")
     assert "does not exist; pass an existing .pth state dict" in missing
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"\x00not a checkpoint")
-    assert "cannot be read as a state dict" in fails_cleanly(capsys, tmp_path / "runs", f"--model.weights={junk}")
+    unreadable = fails_cleanly(capsys, tmp_path / "runs", *VGG16, f"--model.weights={junk}")
+    assert "cannot be read as a state dict" in unreadable
     other = tmp_path / "resnet18.pth"
     torch.save(models.resnet18().state_dict(), other)
-    assert "does not fit classifier 'vgg16'" in fails_cleanly(capsys, tmp_path / "runs", f"--model.weights={other}")
+    message = fails_cleanly(capsys, tmp_path / "runs", *VGG16, f"--model.weights={other}")
+    assert "does not fit classifier 'vgg16'" in message
 
 
 def test_output_folder_that_cannot_be_written(capsys, tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tests.conftest import ROOT, run_module, tiny_args
+from tests.conftest import ROOT, fit_in_process, run_module, tiny_args
 
 STEPS = 30
 
@@ -87,27 +87,14 @@ def test_ctrl_c_exports_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_
     assert 3 <= stopped_at < STEPS
     assert (interrupted / "images" / "259_pomeranian.png").is_file()
 
-    resumed = run_module(
-        tiny_args(
-            tmp_path / "runs",
-            f"--trainer.max_steps={STEPS}",
-            "--model.views=2",
-            "--model.transforms=maxclass_lightning.transforms.RandomViews",
-            "--trainer.precision=64-true",
-            f"--ckpt_path={last}",
-        )
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    straight = run_module(
-        tiny_args(
-            tmp_path / "straight",
-            f"--trainer.max_steps={STEPS}",
-            "--model.views=2",
-            "--model.transforms=maxclass_lightning.transforms.RandomViews",
-            "--trainer.precision=64-true",
-        )
-    )
-    assert straight.returncode == 0, straight.stderr
+    recipe = [
+        f"--trainer.max_steps={STEPS}",
+        "--model.views=2",
+        "--model.transforms=maxclass_lightning.transforms.RandomViews",
+        "--trainer.precision=64-true",
+    ]
+    fit_in_process(tiny_args(tmp_path / "runs", *recipe, f"--ckpt_path={last}"))
+    fit_in_process(tiny_args(tmp_path / "straight", *recipe))
     resumed_image = final_image(tmp_path / "runs" / "maxclass" / "version_1")
     torch.testing.assert_close(
         resumed_image, final_image(tmp_path / "straight" / "maxclass" / "version_0"), rtol=0, atol=1e-12
@@ -130,9 +117,20 @@ def test_same_config_and_seed_give_bitwise_identical_pngs(tmp_path):
         "--model.views=2",
         "--model.transforms=maxclass_lightning.transforms.RandomViews",
     ]
-    for name in ("first", "second"):
-        result = run_module(tiny_args(tmp_path / name, *args))
-        assert result.returncode == 0, result.stderr
+    # Two processes of their own, at the same time (each mostly starts up on one core).
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "maxclass_lightning", *tiny_args(tmp_path / name, *args)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("first", "second")
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
     for png in ["259_pomeranian.png", "1_goldfish.png", "grid.png"]:
         first = (tmp_path / "first" / "maxclass" / "version_0" / "images" / png).read_bytes()
         second = (tmp_path / "second" / "maxclass" / "version_0" / "images" / png).read_bytes()

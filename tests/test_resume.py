@@ -36,7 +36,7 @@ def checkpoint(tmp_path_factory):
 CONTRADICTIONS = {
     "classes": ("--model.classes=[259,2]", "model.classes is [259, 2]"),
     "image_size": ("--model.image_size=40", "model.image_size is 40"),
-    "classifier": ("--model.classifier=tests.networks:tiny_imagenet_classifier", "model.classifier is tests.networks"),
+    "classifier": ("--model.classifier=vgg11", "model.classifier is vgg11"),
     "weights": ("--model.weights=DEFAULT", "model.weights is DEFAULT"),
     "normalize": ("--model.normalize=true", "model.normalize is True"),
     "image": (
@@ -50,7 +50,7 @@ CONTRADICTIONS = {
     "seed": ("--seed_everything=7", "seed_everything is 7"),
     "samples_per_class": ("--model.samples_per_class=2", "model.samples_per_class is 2"),
     "diversity_weight": ("--model.diversity_weight=0.5", "model.diversity_weight is 0.5"),
-    "diversity_layer": ("--model.diversity_layer=features.3", "model.diversity_layer is features.3"),
+    "diversity_layer": ("--model.diversity_layer=3", "model.diversity_layer is 3"),
 }
 
 

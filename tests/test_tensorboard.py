@@ -81,7 +81,8 @@ def test_scalars_per_class_and_image_statistics(finished_run):
 
 def test_hyperparameters_include_optimizer_and_steps(finished_run):
     hparams = (finished_run / "hparams.yaml").read_text()
-    for line in ["max_steps: 8", "optimizer: AdamW", "lr: 5.0", "classifier: vgg16", "image_size: 32"]:
+    classifier = "classifier: tests.networks:tiny_imagenet_classifier"
+    for line in ["max_steps: 8", "optimizer: AdamW", "lr: 5.0", classifier, "image_size: 32"]:
         assert line in hparams
     assert "classes: 259_pomeranian, 1_goldfish" in hparams
     # No placeholder hp_metric of -1: the first value is the initial mean probability.
