@@ -12,8 +12,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-TILE = 160  # pixels per picture in the sheet
-LABEL = 150  # width of the label column
+TILE = 128  # pixels per picture in the sheet
+LABEL = 130  # width of the label column
 
 
 def pictures(folder: Path) -> list[Path]:
@@ -22,14 +22,20 @@ def pictures(folder: Path) -> list[Path]:
     return sorted(named, key=lambda p: int(p.name.split("_", 1)[0]))
 
 
-def draw(rows: list[tuple[str, Path]], output: Path, quality: int = 80) -> None:
-    columns = max(len(pictures(folder)) for _, folder in rows)
+def draw(rows: list[tuple[str, Path]], output: Path, classes: list[int] | None = None, quality: int = 75) -> None:
+    """The sheet; with ``classes``, only those classes' pictures, in that order."""
+
+    def chosen(folder: Path) -> list[Path]:
+        found = {int(p.name.split("_", 1)[0]): p for p in pictures(folder)}
+        return list(found.values()) if classes is None else [found[index] for index in classes]
+
+    columns = max(len(chosen(folder)) for _, folder in rows)
     sheet = Image.new("RGB", (LABEL + columns * TILE, len(rows) * TILE), "white")
     pen = ImageDraw.Draw(sheet)
     for row, (label, folder) in enumerate(rows):
         for line, text in enumerate(label.split("|")):
             pen.text((6, row * TILE + TILE // 2 - 14 + 14 * line), text, fill="black")
-        for column, path in enumerate(pictures(folder)):
+        for column, path in enumerate(chosen(folder)):
             with Image.open(path) as picture:
                 tile = picture.convert("RGB").resize((TILE, TILE), Image.LANCZOS)
             sheet.paste(tile, (LABEL + column * TILE, row * TILE))
@@ -40,9 +46,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", type=Path, help="JPEG to write")
     parser.add_argument("rows", nargs="+", help="LABEL=FOLDER per row ('|' in a label breaks the line)")
+    parser.add_argument("--classes", type=int, nargs="+", default=None, help="only these classes, in this order")
     arguments = parser.parse_args()
     rows = [(row.split("=", 1)[0], Path(row.split("=", 1)[1])) for row in arguments.rows]
-    draw(rows, arguments.output)
+    draw(rows, arguments.output, arguments.classes)
 
 
 if __name__ == "__main__":
