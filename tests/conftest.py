@@ -77,10 +77,11 @@ def command_line_of_the_app(monkeypatch):
 
 @pytest.fixture
 def in_process_fit(tmp_path):
-    """Runs the CLI's ``fit`` in this process and returns the LightningCLI (model and trainer)."""
+    """Runs the CLI's ``fit`` on the default classifier (VGG16, random) in this process and returns
+    the LightningCLI (model and trainer)."""
     from maxclass_lightning.cli import main
 
     def fit(*extra: str):
-        return main(tiny_args(tmp_path, *extra))
+        return main(tiny_args(tmp_path, *VGG16, *extra))
 
     return fit

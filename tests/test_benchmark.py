@@ -14,7 +14,9 @@ from tests.conftest import ROOT
 
 
 def test_benchmark_prints_a_row_per_setting(capsys):
-    rows = benchmark.main(["--sizes", "32", "--batches", "1", "2", "--steps", "2", "--warmup", "1"])
+    rows = benchmark.main(
+        ["--classifier", "resnet18", "--sizes", "32", "--batches", "1", "2", "--steps", "2", "--warmup", "1"]
+    )
     printed = capsys.readouterr().out
     assert "plain step/s" in printed and "app/plain time" in printed
     assert [(r["size"], r["batch"]) for r in rows] == [(32, 1), (32, 2)]

@@ -47,7 +47,12 @@ def test_fit_leaves_classifier_weights_bitwise_unchanged(in_process_fit):
 def test_batch_size_changes_memory_not_results(in_process_fit):
     # In float64, so that what is compared is the computation, not float32 summation order (which
     # Adam at lr 5 amplifies for near-zero gradients: about 1e-4 after 5 steps).
-    args = ["--model.classes=[1,259,948]", "--trainer.max_steps=3", "--trainer.precision=64-true"]
+    args = [
+        "--model.classes=[1,259,948]",
+        "--trainer.max_steps=3",
+        "--trainer.precision=64-true",
+        "--model.classifier=tests.networks:tiny_imagenet_classifier",
+    ]
     whole = in_process_fit(*args).model.image.pixels.detach()
     chunked = in_process_fit(*args, "--model.batch_size=2").model.image.pixels.detach()
     torch.testing.assert_close(chunked, whole, rtol=1e-10, atol=1e-10)
