@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -137,6 +138,49 @@ def test_resume_on_the_same_or_another_number_of_processes(single_process, tmp_p
     for name in ("two", "one"):
         for index, image in final_images(run_dir(tmp_path / name)).items():
             torch.testing.assert_close(image, single_process[index], **EXACT)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_machines_simulated_with_torchrun_match_one_process(single_process, tmp_path):
+    """Two ``torchrun`` launches on 127.0.0.1, as on two machines (one process each, node ranks 0
+    and 1): the same images as one process, every PNG written once."""
+    port = _free_port()
+    launches = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes=2",
+                f"--node-rank={node}",
+                "--nproc-per-node=1",
+                "--master-addr=127.0.0.1",
+                f"--master-port={port}",
+                "-m",
+                "maxclass_lightning",
+                *tiny_args(tmp_path, f"--model.classes={CLASSES}", *COMMON, *owned(1), "--trainer.num_nodes=2"),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        for node in (0, 1)
+    ]
+    for launch in launches:
+        _, stderr = launch.communicate(timeout=300)
+        assert launch.returncode == 0, stderr[-3000:]
+    run = run_dir(tmp_path)
+    for index, image in final_images(run).items():
+        torch.testing.assert_close(image, single_process[index], **EXACT)
+    pngs = sorted(p.name for p in (run / "images").glob("*.png"))
+    assert pngs == ["1_goldfish.png", "259_pomeranian.png", "948_granny_smith.png", "contact_sheet.png", "grid.png"]
 
 
 def test_ctrl_c_on_two_processes_gathers_one_checkpoint_of_every_class(tmp_path):
