@@ -31,7 +31,7 @@ def draw(curves: dict[str, list[list[float]]], output: Path, judge: str = "Effic
     axes.set_ylabel(f"{judge}: mean target probability")
     axes.set_ylim(0, 1)
     axes.grid(True, alpha=0.3)
-    axes.legend()
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     figure.savefig(output)
     plt.close(figure)
