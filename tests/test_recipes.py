@@ -35,6 +35,9 @@ def test_recipe_names_resolve_on_the_command_line():
     assert recipes.resolve_arguments(["fit", "--config", "my.yaml"]) == ["fit", "--config", "my.yaml"]
     with pytest.raises(ConfigError, match=r"unknown recipe 'qualty'.*quality"):
         recipes.resolve_arguments(["fit", "--recipe", "qualty"])
+    # A bare word given to --config is a recipe name too, when no such file exists.
+    with pytest.raises(ConfigError, match=r"unknown recipe 'qualty'.*quality"):
+        recipes.resolve_arguments(["fit", "--config", "qualty"])
 
 
 def test_a_recipe_by_name_outside_the_clone(tmp_path):

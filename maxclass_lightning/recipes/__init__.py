@@ -53,7 +53,9 @@ def resolve_arguments(argv: list[str]) -> list[str]:
                     raise ConfigError(f"--recipe needs a name; use one of {', '.join(names())}")
                 resolved.append(argument)
                 continue
-        if option == "--recipe" or (is_name(value) and not Path(value).exists()):
+        # A bare word that is no file (no path separator, no suffix, no inline YAML) is meant as a
+        # recipe name: an unknown one is told which names exist, not that no such file exists.
+        if option == "--recipe" or (value.isidentifier() and not Path(value).exists()):
             resolved += ["--config", str(path(value))]
         else:
             resolved += [option, value]
