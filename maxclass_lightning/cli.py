@@ -235,8 +235,8 @@ def main(args: list[str] | None = None):
 def fail(argv: list[str], error: Exception) -> NoReturn:
     """Print ``error`` as one line and exit: 1 for a run that could not finish, 2 for bad input."""
     if isinstance(error, ArgumentError):
-        subcommand = " ".join(argv[:1])
-        message = f"{parse_errors.one_line(str(error))} (options: python -m maxclass_lightning {subcommand} --help)"
+        command = " ".join(["python -m maxclass_lightning", *argv[:1], "--help"])
+        message = f"{parse_errors.one_line(str(error))} (options: {command})"
     elif isinstance(error, MisconfigurationException):  # Lightning's own checks of trainer options
         message = "trainer: " + " ".join(str(error).split())
     else:

@@ -43,7 +43,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path).expanduser()
     fix = "pass a checkpoint this app wrote, such as runs/<name>/version_<n>/checkpoints/last.ckpt"
     if not path.is_file():
-        raise ConfigError(f"ckpt_path {str(path)!r} does not exist; {fix}")
+        state = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise ConfigError(f"ckpt_path {str(path)!r} {state}; {fix}")
     try:
         checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
     except Exception as error:  # torch raises many types for a truncated or foreign file

@@ -101,6 +101,8 @@ def test_settings_that_may_change_on_resume_are_honoured(checkpoint, tmp_path):
 def test_missing_truncated_or_foreign_checkpoint_is_one_line(checkpoint, capsys, tmp_path):
     missing = fails_cleanly(capsys, tmp_path / "runs", f"--ckpt_path={tmp_path / 'none.ckpt'}")
     assert "ckpt_path" in missing and "does not exist" in missing
+    folder = fails_cleanly(capsys, tmp_path / "runs", f"--ckpt_path={checkpoint.parent}")
+    assert "ckpt_path" in folder and "is a folder, not a file" in folder
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(checkpoint.read_bytes()[:4000])
     assert "is it truncated?" in fails_cleanly(capsys, tmp_path / "runs", f"--ckpt_path={truncated}")
