@@ -146,10 +146,21 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+#: What a launcher or an earlier Lightning run in this process may have left in the environment,
+#: which would steer a new launch's rendezvous (torchrun sets its own).
+LAUNCH_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK")
+
+
+def launch_environment() -> dict[str, str]:
+    clean = {key: value for key, value in os.environ.items() if key not in LAUNCH_VARIABLES}
+    return {**clean, "PYTHONPATH": str(ROOT)}
+
+
 def test_two_machines_simulated_with_torchrun_match_one_process(single_process, tmp_path):
     """Two ``torchrun`` launches on 127.0.0.1, as on two machines (one process each, node ranks 0
     and 1): the same images as one process, every PNG written once."""
     port = _free_port()
+    logs = [(tmp_path / f"node{node}.log").open("w") for node in (0, 1)]
     launches = [
         subprocess.Popen(
             [
@@ -166,16 +177,23 @@ def test_two_machines_simulated_with_torchrun_match_one_process(single_process, 
                 *tiny_args(tmp_path, f"--model.classes={CLASSES}", *COMMON, *owned(1), "--trainer.num_nodes=2"),
             ],
             cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            # Files, not pipes: a launch whose pipe nobody reads blocks once it is full, and the
+            # other machine then waits for it forever.
+            stdout=subprocess.DEVNULL,
+            stderr=logs[node],
+            env=launch_environment(),
         )
         for node in (0, 1)
     ]
-    for launch in launches:
-        _, stderr = launch.communicate(timeout=300)
-        assert launch.returncode == 0, stderr[-3000:]
+    try:
+        for launch in launches:
+            launch.wait(timeout=180)
+    finally:
+        for launch, log in zip(launches, logs):
+            launch.kill()
+            log.close()
+    for node, launch in enumerate(launches):
+        assert launch.returncode == 0, (tmp_path / f"node{node}.log").read_text()[-3000:]
     run = run_dir(tmp_path)
     for index, image in final_images(run).items():
         torch.testing.assert_close(image, single_process[index], **EXACT)

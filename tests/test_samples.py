@@ -114,7 +114,8 @@ def test_big_runs_get_histograms_and_summaries_not_per_class_tags(tmp_path):
 def test_diversity_term_spreads_the_samples_of_a_class(tmp_path):
     """Three samples of one class on EfficientNet-Lite0, with and without the term, at a CI budget."""
     folders = {}
-    for weight in (0, 20):
+    # Weight 100: at quality.yaml's Adam lr 0.2, 20 no longer spreads the samples at this budget.
+    for weight in (0, 100):
         save_dir = tmp_path / f"weight{weight}"
         fit_in_process(
             [
@@ -135,5 +136,5 @@ def test_diversity_term_spreads_the_samples_of_a_class(tmp_path):
             ]
         )
         folders[weight] = run_dir(save_dir, "quality") / "images"
-    independent, diverse = measure(folders[0]), measure(folders[20])
+    independent, diverse = measure(folders[0]), measure(folders[100])
     assert diverse["cosine"] < independent["cosine"] - 0.05, (independent, diverse)
