@@ -162,6 +162,10 @@ def any_value(value: Any) -> bool:
     return True
 
 
+#: Options the view transforms share.
+OUTPUT_SIZE = Rule(optional(at_least(1)), "the classifier's input side in pixels, e.g. 224, or null")
+COLOR_SHIFT = Rule(finite(0, 10), "a non-negative shift, e.g. 0.1 (0: off)")
+
 #: The options of the classes the configs name, by class import path and ``init_args`` key.
 #: Torch's optimizers check their own options when built (``ClassVisualizer`` builds one first).
 CLASS_RULES: dict[str, dict[str, Rule]] = {
@@ -188,8 +192,8 @@ CLASS_RULES: dict[str, dict[str, Rule]] = {
         ),
         "rotate": Rule(finite(0, 180), "a largest angle in degrees from 0 to 180, e.g. 10"),
         "fill": Rule(finite(), "a finite value, e.g. 0.5"),
-        "color_shift": Rule(finite(0, 10), "a non-negative shift, e.g. 0.1 (0: off)"),
-        "output_size": Rule(optional(at_least(1)), "the classifier's input side in pixels, e.g. 224, or null"),
+        "color_shift": COLOR_SHIFT,
+        "output_size": OUTPUT_SIZE,
     },
     "maxclass_lightning.transforms.CropViews": {
         "box": Rule(
@@ -199,11 +203,11 @@ CLASS_RULES: dict[str, dict[str, Rule]] = {
             "two fractions of the canvas side in (0, 1], smallest first, e.g. [0.25, 0.5]",
         ),
         "noise": Rule(finite(0, 1), "a noise level in [0, 1], e.g. 0.05 (0: none)"),
-        "color_shift": Rule(finite(0, 10), "a non-negative shift, e.g. 0.1 (0: off)"),
-        "output_size": Rule(optional(at_least(1)), "the classifier's input side in pixels, e.g. 224, or null"),
+        "color_shift": COLOR_SHIFT,
+        "output_size": OUTPUT_SIZE,
     },
     "maxclass_lightning.transforms.Resize": {
-        "output_size": Rule(optional(at_least(1)), "the classifier's input side in pixels, e.g. 224, or null"),
+        "output_size": OUTPUT_SIZE,
     },
     "maxclass_lightning.display.Display": {
         "upsample": Rule(finite(0, 16, above=True), "a positive scale factor up to 16, e.g. 2 (1: none)"),

@@ -79,9 +79,8 @@ def command_line_of_the_app(monkeypatch):
 def in_process_fit(tmp_path):
     """Runs the CLI's ``fit`` on the default classifier (VGG16, random) in this process and returns
     the LightningCLI (model and trainer)."""
-    from maxclass_lightning.cli import main
 
     def fit(*extra: str):
-        return main(tiny_args(tmp_path, *VGG16, *extra))
+        return fit_in_process(tiny_args(tmp_path, *VGG16, *extra))
 
     return fit

@@ -12,13 +12,12 @@ differs, pass, and a broken recipe does not. The full measurement is in the READ
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
 
 from maxclass_lightning.cli import main
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, fit_in_process
 
 CLASSES = [1, 948]  # goldfish, Granny Smith
 
@@ -47,23 +46,21 @@ def transfer(request, tmp_path_factory):
     optimized network's and the judge's scores of the exported pictures."""
     network, size, judge, judge_size = DIRECTIONS[request.param]
     save_dir = tmp_path_factory.mktemp(request.param)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", ["maxclass_lightning"])  # the app's command line, not pytest's
-        cli = main(
-            [
-                "fit",
-                "--config",
-                str(ROOT / "configs" / "quality.yaml"),
-                f"--model.classes={CLASSES}",
-                f"--model.classifier={network}",
-                f"--model.image_size={size}",
-                "--model.views=2",
-                "--trainer.max_steps=32",
-                "--trainer.enable_progress_bar=false",
-                "--trainer.enable_model_summary=false",
-                f"--trainer.logger.init_args.save_dir={save_dir}",
-            ]
-        )
+    cli = fit_in_process(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "configs" / "quality.yaml"),
+            f"--model.classes={CLASSES}",
+            f"--model.classifier={network}",
+            f"--model.image_size={size}",
+            "--model.views=2",
+            "--trainer.max_steps=32",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false",
+            f"--trainer.logger.init_args.save_dir={save_dir}",
+        ]
+    )
     images = Path(cli.trainer.log_dir) / "images"
     return evaluate(images, network, size), evaluate(images, judge, judge_size)
 
