@@ -83,14 +83,29 @@ class SpectralImage(ClassImages):
     """Base of the Fourier-domain parameterizations: a spectrum per class, turned into an image by
     an orthonormal inverse FFT, a colour mix through ``IMAGENET_COLOR_SQRT_COVARIANCE`` (when
     ``decorrelate``) and a sigmoid, which keeps every pixel the classifier sees in [0, 1], so the
-    exported picture is exactly what was scored. Subclasses say what the spectrum is."""
+    exported picture is exactly what was scored. Subclasses say what the spectrum is.
 
-    def __init__(self, classes: Sequence[int], size: int, seed: int, decorrelate: bool = True) -> None:
+    ``saturation`` scales the two colour-opponent columns of the mix: 1 gives ImageNet's colour
+    covariance, whose colour is weak next to its brightness (the opponent columns are 0.28 and
+    0.13 of the brightness column's length), so pictures come out less colourful than
+    photographs; 0 gives grey pictures.
+    """
+
+    def __init__(
+        self, classes: Sequence[int], size: int, seed: int, decorrelate: bool = True, saturation: float = 1.0
+    ) -> None:
         super().__init__(classes, size, seed)
+        if saturation != 1.0 and not decorrelate:
+            raise ValueError(
+                f"saturation {saturation} scales the decorrelated colour basis; set decorrelate true or saturation 1"
+            )
         self.decorrelate = decorrelate
         # Side of the rendered canvas, and the border cut from each side of it, pixels.
         self.canvas, self.border = size, 0
         color = IMAGENET_COLOR_SQRT_COVARIANCE / IMAGENET_COLOR_SQRT_COVARIANCE.norm(dim=0).max()
+        # Columns 1 and 2 are the colour-opponent directions (about red-blue and green-magenta);
+        # column 0, about equal in R, G and B, is brightness, which saturation leaves alone.
+        color[:, 1:] *= saturation
         self.register_buffer("color", color, persistent=False)
 
     @staticmethod
@@ -124,6 +139,7 @@ class FourierImage(SpectralImage):
         gain: factor on the spatial image before the sigmoid. It sets how far one optimizer step
             moves the picture; Lucid's value, 1/4, keeps the sigmoid out of saturation at lr 0.05.
         decorrelate: mix colour channels through ``IMAGENET_COLOR_SQRT_COVARIANCE``.
+        saturation: factor on the colour-opponent part of that mix (``SpectralImage``).
     """
 
     def __init__(
@@ -135,8 +151,9 @@ class FourierImage(SpectralImage):
         init_std: float = 0.01,
         gain: float = 0.25,
         decorrelate: bool = True,
+        saturation: float = 1.0,
     ) -> None:
-        super().__init__(classes, size, seed, decorrelate)
+        super().__init__(classes, size, seed, decorrelate, saturation)
         # The gain is folded into the frequency scale: the inverse FFT is linear.
         scale = self.frequencies(size).clamp_min(1.0 / size) ** -decay * gain
         self.register_buffer("frequency_scale", scale, persistent=False)
@@ -175,6 +192,8 @@ class PhaseImage(SpectralImage):
             fixed energy has to go somewhere: without a margin the optimizer parks the surplus at
             the image's wrap-around corners, which the views see least, as a bright spot; with
             one it can park it out of the picture.
+        saturation: factor on the colour-opponent part of the colour mix (``SpectralImage``): above
+            1, more colourful pictures at the same brightness contrast.
     """
 
     def __init__(
@@ -186,8 +205,9 @@ class PhaseImage(SpectralImage):
         contrast: float = PHASE_IMAGE_CONTRAST,
         decorrelate: bool = True,
         margin: float = 0.0,
+        saturation: float = 1.0,
     ) -> None:
-        super().__init__(classes, size, seed, decorrelate)
+        super().__init__(classes, size, seed, decorrelate, saturation)
         self.border = round(size * margin)
         self.canvas = canvas = size + 2 * self.border
         amplitude = self.frequencies(canvas).clamp_min(1.0 / canvas) ** -decay

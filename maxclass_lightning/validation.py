@@ -165,6 +165,8 @@ def any_value(value: Any) -> bool:
 #: Options the view transforms share.
 OUTPUT_SIZE = Rule(optional(at_least(1)), "the classifier's input side in pixels, e.g. 224, or null")
 COLOR_SHIFT = Rule(finite(0, 10), "a non-negative shift, e.g. 0.1 (0: off)")
+#: Option the spectral image parameterizations share.
+SATURATION = Rule(finite(0, 10), "a colour factor from 0 (grey) to 10, e.g. 1.0 (ImageNet's colour balance)")
 
 #: The options of the classes the configs name, by class import path and ``init_args`` key.
 #: Torch's optimizers check their own options when built (``ClassVisualizer`` builds one first).
@@ -174,12 +176,14 @@ CLASS_RULES: dict[str, dict[str, Rule]] = {
         "init_std": Rule(finite(0), "a non-negative standard deviation, e.g. 0.01"),
         "gain": Rule(finite(0, above=True), "a positive factor, e.g. 0.25"),
         "decorrelate": Rule(any_value, "true or false"),
+        "saturation": SATURATION,
     },
     "maxclass_lightning.images.PhaseImage": {
         "decay": Rule(finite(0), "a non-negative exponent, e.g. 1.0"),
         "contrast": Rule(finite(0, above=True), "a positive standard deviation, e.g. 1.7"),
         "decorrelate": Rule(any_value, "true or false"),
         "margin": Rule(lambda v: _is_number(v) and 0 <= v < 1, "a fraction of the side in [0, 1), e.g. 0.125"),
+        "saturation": SATURATION,
     },
     "maxclass_lightning.transforms.RandomViews": {
         "pad": Rule(finite(0, 1), "a fraction of the side in [0, 1], e.g. 0.05"),

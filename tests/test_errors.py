@@ -50,6 +50,14 @@ def fails_cleanly(capsys, save_dir, *args: str, config: str | None = None) -> st
             "trainer.accelerator is gpu but this machine has no GPU; use --trainer.accelerator cpu",
         ),
         (["--seed_everything=-1"], "seed_everything is -1; give a seed from 0 to"),
+        (
+            [
+                "--model.image=maxclass_lightning.images.PhaseImage",
+                "--model.image.decorrelate=false",
+                "--model.image.saturation=2",
+            ],
+            "saturation 2.0 scales the decorrelated colour basis; set decorrelate true or saturation 1",
+        ),
     ],
 )
 def test_usage_error(capsys, tmp_path, args, expected):

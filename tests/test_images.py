@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from maxclass_lightning.images import FourierImage, PhaseImage, PixelImage
+from maxclass_lightning.measures import colourfulness, rms_contrast
 
 PARAMETERIZATIONS = [PixelImage, FourierImage, PhaseImage]
 
@@ -87,3 +88,28 @@ def test_phase_image_margin_renders_the_centre_of_a_larger_canvas():
     assert rendered.shape == (1, 3, 32, 32)
     whole_canvas = PhaseImage([259], 40, seed=0)(torch.tensor([0]))
     torch.testing.assert_close(rendered, whole_canvas[..., 4:36, 4:36])
+
+
+@pytest.mark.parametrize("kind", [FourierImage, PhaseImage], ids=lambda k: k.__name__)
+def test_saturation_scales_colour_and_leaves_brightness(kind):
+    """Saturation scales the colour-opponent part of the colour mix only: the same spectra give a
+    more colourful picture above 1, a grey one at 0 (equal channels up to the brightness column's
+    own 0.26/0.27 imbalance), and about the same brightness contrast."""
+    pictures = {}
+    for saturation in (0.0, 1.0, 2.0):
+        image = kind([1, 259], 64, seed=0, saturation=saturation)
+        with torch.no_grad():  # a FourierImage starts near grey: give it a picture's worth of spectrum
+            for parameter in image.parameters():
+                parameter.copy_(torch.randn_like(parameter) * (1.0 if kind is PhaseImage else 3.0))
+            pictures[saturation] = image(torch.tensor([0, 1])).permute(0, 2, 3, 1).double().numpy()
+    colour = {s: sum(colourfulness(p) for p in pictures[s]) for s in pictures}
+    brightness = {s: sum(rms_contrast(p) for p in pictures[s]) for s in pictures}
+    assert colour[0.0] < 0.3 * colour[1.0] and colour[2.0] > 1.5 * colour[1.0]
+    assert abs(brightness[2.0] - brightness[1.0]) < 0.1 * brightness[1.0]
+    assert abs(brightness[0.0] - brightness[1.0]) < 0.1 * brightness[1.0]
+
+
+def test_saturation_needs_the_decorrelated_colour_mix():
+    with pytest.raises(ValueError, match="saturation 2.0 scales the decorrelated colour basis"):
+        PhaseImage([1], 16, seed=0, decorrelate=False, saturation=2.0)
+    PhaseImage([1], 16, seed=0, decorrelate=False, saturation=1.0)
