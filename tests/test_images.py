@@ -110,6 +110,6 @@ def test_saturation_scales_colour_and_leaves_brightness(kind):
 
 
 def test_saturation_needs_the_decorrelated_colour_mix():
-    with pytest.raises(ValueError, match="saturation 2.0 scales the decorrelated colour basis"):
+    with pytest.raises(ValueError, match=r"saturation 2\.0 scales the decorrelated colour basis"):
         PhaseImage([1], 16, seed=0, decorrelate=False, saturation=2.0)
     PhaseImage([1], 16, seed=0, decorrelate=False, saturation=1.0)
