@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from maxclass_lightning.cli import main
-from maxclass_lightning.measures import PHOTOGRAPHS, colourfulness, rms_contrast
 from maxclass_lightning.evaluate import picture_paths
-from maxclass_lightning.measures import read_picture
+from maxclass_lightning.measures import PHOTOGRAPHS, colourfulness, read_picture, rms_contrast
 from tests.conftest import ROOT, TINY, fit_in_process
 
 CLASSES = [1, 948]  # goldfish, Granny Smith
