@@ -2,9 +2,10 @@
 checkpoint says about the run it came from (for resuming).
 
 A run killed without warning (SIGKILL, the out-of-memory killer, a preempted VM, a cluster's hard
-time limit) loses at most one checkpoint interval: ``checkpoints/last.ckpt`` is rewritten every
-``every_n_minutes`` (and/or ``every_n_steps``) and at the end, each time into a sibling temporary
-file that replaces it in one ``os.replace``, so the file on disk is always a complete checkpoint.
+time limit) loses at most one checkpoint interval and the write in flight (a background write is
+done once the next save begins): ``checkpoints/last.ckpt`` is rewritten every ``every_n_minutes``
+(and/or ``every_n_steps``) and at the end, each time into a sibling temporary file that replaces it
+in one ``os.replace``, so the file on disk is always a complete checkpoint.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from typing_extensions import override
 
-#: Default wall-clock interval between checkpoints: a killed run loses at most this much work.
+#: Default wall-clock interval between checkpoints: a killed run loses at most this much work and
+#: the time one write takes.
 CHECKPOINT_MINUTES = 10.0
 
 #: The checkpoint a run keeps and a resume starts from, in ``<run>/checkpoints/``.
