@@ -14,6 +14,7 @@ a single process writes, so that a run resumes on any number of processes.
 
 from __future__ import annotations
 
+import atexit
 from typing import Any
 
 import torch
@@ -73,6 +74,18 @@ class ClassOwnership(DDPStrategy):
     """
 
     strategy_name = STRATEGY_NAME
+
+    @override
+    def setup_distributed(self) -> None:
+        """Lightning's setup, and the process group destroyed when the process exits.
+
+        Lightning registers that only for NCCL. A process that exits with a gloo group alive can
+        abort in gloo's worker threads during interpreter shutdown ("terminate called without an
+        active exception", pytorch/pytorch#190489); the other machines then wait for it forever.
+        """
+        super().setup_distributed()
+        atexit.unregister(destroy_process_group)  # once, however many runs this process makes
+        atexit.register(destroy_process_group)
 
     @override
     def _setup_model(self, model: nn.Module) -> nn.Module:
@@ -144,6 +157,12 @@ def _is_rows_of(value: Any, parameter: Tensor) -> bool:
 def _is_full_rows(value: Any, total: int) -> bool:
     """Whether a checkpointed optimizer state tensor holds one row per image of the run."""
     return isinstance(value, Tensor) and value.dim() > 1 and len(value) == total
+
+
+def destroy_process_group() -> None:
+    """The default process group destroyed, if there is one: a clean exit for gloo's threads."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def uses_ownership(strategy: Strategy) -> bool:

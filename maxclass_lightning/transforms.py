@@ -18,10 +18,13 @@ from typing_extensions import override
 from maxclass_lightning.seeding import keyed_uniform
 
 #: Draws of a view's keyed stream: the first four set its warp (angle, zoom, shift x, shift y),
-#: the next six its colour (a contrast factor, then a shift, per channel). ``keyed_uniform``'s
-#: draw ``i`` does not depend on how many are taken, so adding colour left the warps unchanged.
+#: the next six its colour (a contrast factor, then a shift, per channel), the next its blur, the
+#: rest its noise, one per pixel. ``keyed_uniform``'s draw ``i`` does not depend on how many are
+#: taken, so adding colour and blur left the warps unchanged.
 AFFINE_DRAWS = 4
 COLOR_DRAWS = 6
+BLUR_DRAWS = 1
+NOISE_START = AFFINE_DRAWS + COLOR_DRAWS + BLUR_DRAWS
 
 
 class RandomViews(nn.Module):
@@ -41,6 +44,11 @@ class RandomViews(nn.Module):
             per-channel contrast factor (Plug-In Inversion's ColorShift, Ghiasi et al. 2022):
             ``(x - fill) * exp(U(-c, c)) + fill + U(-c, c)``. A class cannot then hang on one exact
             colour balance, which another network need not share; 0 turns it off.
+        blur: largest standard deviation of a Gaussian blur of the view, in view pixels (each view
+            draws one uniformly from [0, blur]); the class has to be in shapes a blur keeps, not
+            only in the finest texture; 0 turns it off.
+        noise: standard deviation of uniform noise added to each view pixel, in image units; the
+            class cannot hang on pixel-exact values; 0 turns it off.
         output_size: side of the views in pixels, the classifier's input size; null keeps the
             image's size.
     """
@@ -53,6 +61,8 @@ class RandomViews(nn.Module):
         rotate: float = 10.0,
         fill: float = 0.5,
         color_shift: float = 0.0,
+        blur: float = 0.0,
+        noise: float = 0.0,
         output_size: int | None = None,
     ) -> None:
         super().__init__()
@@ -64,6 +74,8 @@ class RandomViews(nn.Module):
         self.rotate = rotate
         self.fill = fill
         self.color_shift = color_shift
+        self.blur = blur
+        self.noise = noise
         self.output_size = output_size
 
     def affine(self, keys: Tensor) -> Tensor:
@@ -93,7 +105,41 @@ class RandomViews(nn.Module):
         if self.color_shift:
             factor, shift = (t.to(device=images.device, dtype=images.dtype) for t in self.color(keys))
             views = views * factor + shift
+        if self.blur:
+            views = self.blurred(views, keys)
+        if self.noise:
+            views = views + self.noise_of(views, keys)
         return views + self.fill
+
+    def blurred(self, views: Tensor, keys: Tensor) -> Tensor:
+        """Each view blurred by its own Gaussian, one separable grouped convolution for the batch.
+
+        Written by hand because torchvision's ``gaussian_blur`` takes one sigma per call; here
+        every view has its own. Edge padding: the blur brings in nothing from outside the view.
+        """
+        sigma = self.blur * keyed_uniform(keys, AFFINE_DRAWS + COLOR_DRAWS + 1)[:, -1]
+        radius = max(1, math.ceil(3 * self.blur))
+        offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
+        # sigma 0 is the identity: a floor keeps the kernel finite, a delta in effect.
+        kernel = torch.exp(-0.5 * (offsets / sigma.clamp_min(1e-3)[:, None]) ** 2)
+        kernel = (kernel / kernel.sum(1, keepdim=True)).to(device=views.device, dtype=views.dtype)
+        count, channels, height, width = views.shape
+        weight = kernel.repeat_interleave(channels, 0)[:, None, :]  # [K * 3, 1, taps]
+        flat = views.reshape(1, count * channels, height, width)
+        flat = F.conv2d(
+            F.pad(flat, (radius, radius, 0, 0), mode="replicate"), weight[:, :, None, :], groups=count * channels
+        )
+        flat = F.conv2d(
+            F.pad(flat, (0, 0, radius, radius), mode="replicate"), weight[:, :, :, None], groups=count * channels
+        )
+        return flat.view_as(views)
+
+    def noise_of(self, views: Tensor, keys: Tensor) -> Tensor:
+        """Uniform noise of standard deviation ``noise`` for each view, from the view's own keyed
+        draws (after the warp's, the colour's and the blur's): the same on any device."""
+        count = views[0].numel()
+        uniform = keyed_uniform(keys, NOISE_START + count)[:, NOISE_START:]
+        return (uniform.to(device=views.device, dtype=views.dtype).view_as(views) - 0.5) * (self.noise * math.sqrt(12))
 
 
 class CropViews(RandomViews):
@@ -123,14 +169,19 @@ class CropViews(RandomViews):
         output_size: int | None = None,
     ) -> None:
         super().__init__(
-            pad=0.0, jitter=0.0, scale=(1.0, 1.0), rotate=0.0, color_shift=color_shift, output_size=output_size
+            pad=0.0,
+            jitter=0.0,
+            scale=(1.0, 1.0),
+            rotate=0.0,
+            color_shift=color_shift,
+            noise=noise,
+            output_size=output_size,
         )
         if not 0 < box[0] <= box[1] <= 1:
             raise ValueError(
                 f"box range {box} must be increasing fractions of the canvas side in (0, 1], e.g. [0.25, 0.5]"
             )
         self.box = box
-        self.noise = noise
 
     @override
     def affine(self, keys: Tensor) -> Tensor:
@@ -141,17 +192,6 @@ class CropViews(RandomViews):
         centre = -1 + side[:, None] + 2 * (1 - side[:, None]) * draws[:, 1:3]
         zero = torch.zeros_like(side)
         return torch.stack([torch.stack([side, zero, centre[:, 0]], 1), torch.stack([zero, side, centre[:, 1]], 1)], 1)
-
-    @override
-    def forward(self, images: Tensor, keys: Tensor) -> Tensor:
-        views = super().forward(images, keys)
-        if not self.noise:
-            return views
-        count = views[0].numel()
-        # Uniform draws after the warp's and the colour's: a view's noise is its own, on any device.
-        uniform = keyed_uniform(keys, AFFINE_DRAWS + COLOR_DRAWS + count)[:, AFFINE_DRAWS + COLOR_DRAWS :]
-        noise = (uniform.to(device=views.device, dtype=views.dtype).view_as(views) - 0.5) * (self.noise * math.sqrt(12))
-        return views + noise
 
 
 class Resize(nn.Module):

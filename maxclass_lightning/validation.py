@@ -165,6 +165,7 @@ def any_value(value: Any) -> bool:
 #: Options the view transforms share.
 OUTPUT_SIZE = Rule(optional(at_least(1)), "the classifier's input side in pixels, e.g. 224, or null")
 COLOR_SHIFT = Rule(finite(0, 10), "a non-negative shift, e.g. 0.1 (0: off)")
+NOISE = Rule(finite(0, 1), "a noise level in [0, 1], e.g. 0.05 (0: none)")
 #: Option the spectral image parameterizations share.
 SATURATION = Rule(finite(0, 10), "a colour factor from 0 (grey) to 10, e.g. 1.0 (ImageNet's colour balance)")
 
@@ -197,6 +198,8 @@ CLASS_RULES: dict[str, dict[str, Rule]] = {
         "rotate": Rule(finite(0, 180), "a largest angle in degrees from 0 to 180, e.g. 10"),
         "fill": Rule(finite(), "a finite value, e.g. 0.5"),
         "color_shift": COLOR_SHIFT,
+        "blur": Rule(finite(0, 16), "a largest blur in view pixels from 0 to 16, e.g. 1.0 (0: none)"),
+        "noise": NOISE,
         "output_size": OUTPUT_SIZE,
     },
     "maxclass_lightning.transforms.CropViews": {
@@ -206,7 +209,7 @@ CLASS_RULES: dict[str, dict[str, Rule]] = {
             ),
             "two fractions of the canvas side in (0, 1], smallest first, e.g. [0.25, 0.5]",
         ),
-        "noise": Rule(finite(0, 1), "a noise level in [0, 1], e.g. 0.05 (0: none)"),
+        "noise": NOISE,
         "color_shift": COLOR_SHIFT,
         "output_size": OUTPUT_SIZE,
     },

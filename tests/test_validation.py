@@ -135,6 +135,8 @@ BAD: dict[str, tuple[str | None, str | None]] = {
     "model.transforms:RandomViews.rotate": ("abc", "500"),
     "model.transforms:RandomViews.fill": ("abc", "inf"),
     "model.transforms:RandomViews.color_shift": ("abc", "-1"),
+    "model.transforms:RandomViews.blur": ("abc", "-1"),
+    "model.transforms:RandomViews.noise": ("abc", "2"),
     "model.transforms:RandomViews.output_size": ("abc", "0"),
     "model.transforms:CropViews.box": ("abc", "[0.5, 0.25]"),
     "model.transforms:CropViews.noise": ("abc", "-0.1"),
