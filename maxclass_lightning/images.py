@@ -194,6 +194,11 @@ class PhaseImage(SpectralImage):
             one it can park it out of the picture.
         saturation: factor on the colour-opponent part of the colour mix (``SpectralImage``): above
             1, more colourful pictures at the same brightness contrast.
+        phase_rate: exponent of how a frequency's phase step falls with frequency: the optimized
+            parameter is the phase over ``(f / f_lowest)^-phase_rate``, so that with Adam, whose
+            step is about ``lr`` whatever the gradient's size, a phase at frequency ``f`` moves by
+            about ``lr * (f / f_lowest)^-phase_rate`` radians a step. 0: every phase moves alike,
+            the finest texture as fast as the largest shape.
     """
 
     def __init__(
@@ -206,6 +211,7 @@ class PhaseImage(SpectralImage):
         decorrelate: bool = True,
         margin: float = 0.0,
         saturation: float = 1.0,
+        phase_rate: float = 0.0,
     ) -> None:
         super().__init__(classes, size, seed, decorrelate, saturation)
         self.border = round(size * margin)
@@ -222,10 +228,16 @@ class PhaseImage(SpectralImage):
             weights[:, -1] = 1.0
         energy = (weights * amplitude.square()).sum() / canvas**2
         self.register_buffer("amplitude", amplitude * contrast / energy.sqrt(), persistent=False)
+        rate = (self.frequencies(canvas).clamp_min(1.0 / canvas) * canvas) ** -phase_rate
+        self.register_buffer("phase_scale", rate, persistent=False)
         shape = (3, canvas, canvas // 2 + 1)
-        initial = [(torch.rand(shape, generator=stream) * 2 - 1) * torch.pi for stream in self.generators()]
+        initial = [(torch.rand(shape, generator=stream) * 2 - 1) * torch.pi / rate for stream in self.generators()]
         self.phase = nn.Parameter(stack_images(initial, shape))
 
+    def phases(self, positions: Tensor | slice = slice(None)) -> Tensor:
+        """The Fourier phases of these classes, radians (the parameter times the phase scale)."""
+        return self.phase[positions] * self.phase_scale
+
     def spectrum(self, positions: Tensor) -> Tensor:
-        phase = self.phase[positions]
+        phase = self.phases(positions)
         return torch.polar(self.amplitude.expand_as(phase), phase)

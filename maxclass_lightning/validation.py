@@ -185,6 +185,7 @@ CLASS_RULES: dict[str, dict[str, Rule]] = {
         "decorrelate": Rule(any_value, "true or false"),
         "margin": Rule(lambda v: _is_number(v) and 0 <= v < 1, "a fraction of the side in [0, 1), e.g. 0.125"),
         "saturation": SATURATION,
+        "phase_rate": Rule(finite(0, 4), "a non-negative exponent up to 4, e.g. 0.5 (0: every phase alike)"),
     },
     "maxclass_lightning.transforms.RandomViews": {
         "pad": Rule(finite(0, 1), "a fraction of the side in [0, 1], e.g. 0.05"),

@@ -129,6 +129,7 @@ BAD: dict[str, tuple[str | None, str | None]] = {
     "model.image:PhaseImage.decorrelate": ("maybe", None),
     "model.image:PhaseImage.margin": ("abc", "1.5"),
     "model.image:PhaseImage.saturation": ("abc", "-1"),
+    "model.image:PhaseImage.phase_rate": ("abc", "-1"),
     "model.transforms:RandomViews.pad": ("abc", "-0.1"),
     "model.transforms:RandomViews.jitter": ("abc", "-0.1"),
     "model.transforms:RandomViews.scale": ("abc", "[1.2, 0.8]"),
