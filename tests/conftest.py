@@ -84,16 +84,3 @@ def in_process_fit(tmp_path):
         return fit_in_process(tiny_args(tmp_path, *VGG16, *extra))
 
     return fit
-
-
-#: The longest test files, run first: the two xdist workers (pyproject's addopts) take whole files
-#: in collection order, and a long file started last leaves one worker idle while it finishes.
-LONGEST_FIRST = ("test_distributed.py", "test_quality.py", "test_samples.py", "test_benchmark.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        name = item.path.name
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
-
-    items.sort(key=rank)  # stable: the order within a file is kept
