@@ -117,9 +117,9 @@ class RandomViews(nn.Module):
         Written by hand because torchvision's ``gaussian_blur`` takes one sigma per call; here
         every view has its own. Edge padding: the blur brings in nothing from outside the view.
         """
-        sigma = self.blur * keyed_uniform(keys, AFFINE_DRAWS + COLOR_DRAWS + 1)[:, -1]
+        sigma = self.blur * keyed_uniform(keys, NOISE_START)[:, NOISE_START - BLUR_DRAWS]
         radius = max(1, math.ceil(3 * self.blur))
-        offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
+        offsets = torch.arange(-radius, radius + 1, dtype=torch.float64, device=sigma.device)
         # sigma 0 is the identity: a floor keeps the kernel finite, a delta in effect.
         kernel = torch.exp(-0.5 * (offsets / sigma.clamp_min(1e-3)[:, None]) ** 2)
         kernel = (kernel / kernel.sum(1, keepdim=True)).to(device=views.device, dtype=views.dtype)
