@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -32,6 +33,17 @@ EXIT_SIGTERM = 143
 #: Where runs go unless the config says otherwise: ``runs/<name>/version_<n>/``.
 DEFAULT_SAVE_DIR = "runs"
 DEFAULT_RUN_NAME = "maxclass"
+
+#: The top-level ``--help``: ``evaluate`` is parsed before LightningCLI, which does not list it.
+DESCRIPTION = (
+    "fit: optimize pictures that maximize a classifier's class scores (fit --help). "
+    "evaluate: score pictures with a classifier (evaluate --help)."
+)
+
+PROGRAM = "python -m maxclass_lightning"
+
+#: What the command line accepts as its first word.
+SUBCOMMANDS = ("fit", "evaluate")
 
 TRAINER_DEFAULTS = {
     "max_steps": 200,
@@ -114,6 +126,13 @@ class MaxClassCLI(LightningCLI):
         self._args = kwargs.get("args")  # parsed again when a checkpoint supplies defaults
         MaxClassCLI.current = self  # for main() to say what a run that failed mid-way kept
         super().__init__(*args, **kwargs)
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """``fit`` only: the module optimizes pictures and has no validation, test or predict step.
+        LightningCLI builds a parser per subcommand at every start (about 0.2 s each), and would
+        list the other three in ``--help`` only for them to fail once started."""
+        return {"fit": LightningCLI.subcommands()["fit"]}
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         """Parse, then check the values (``validation``) before LightningCLI acts on any of them
@@ -198,7 +217,7 @@ def _quiet_full_disk_in_threads(args: threading.ExceptHookArgs) -> None:
 def main(args: list[str] | None = None):
     """Parse ``args`` (default: the command line), run the subcommand; exit 2 on a usage error.
 
-    ``evaluate`` is handled here, beside LightningCLI's Trainer subcommands (fit, validate, ...):
+    ``evaluate`` is handled here, beside LightningCLI's ``fit``:
     it scores pictures and needs no Trainer.
     """
     argv = sys.argv[1:] if args is None else args
@@ -216,7 +235,7 @@ def main(args: list[str] | None = None):
             seed_everything_default=0,
             trainer_defaults=TRAINER_DEFAULTS,
             save_config_kwargs={"overwrite": True},
-            parser_kwargs={"exit_on_error": False},
+            parser_kwargs={"exit_on_error": False, "description": DESCRIPTION, "prog": PROGRAM},
             auto_configure_optimizers=False,
             args=args if args is None else argv,
         )
@@ -234,7 +253,12 @@ def main(args: list[str] | None = None):
 
 def fail(argv: list[str], error: Exception) -> NoReturn:
     """Print ``error`` as one line and exit: 1 for a run that could not finish, 2 for bad input."""
-    if isinstance(error, ArgumentError):
+    unknown = re.match(r"argument subcommand: invalid choice: '([^']*)'", str(error))
+    missing = str(error).startswith('expected "subcommand"')
+    if unknown or missing:
+        given = f"{unknown.group(1)} is not a subcommand" if unknown else "no subcommand given"
+        message = f"{given}; give {' or '.join(SUBCOMMANDS)}, e.g. python -m maxclass_lightning fit --help"
+    elif isinstance(error, ArgumentError):
         command = " ".join(["python -m maxclass_lightning", *argv[:1], "--help"])
         message = f"{parse_errors.one_line(str(error))} (options: {command})"
     elif isinstance(error, MisconfigurationException):  # Lightning's own checks of trainer options

@@ -117,18 +117,19 @@ def test_two_processes_own_their_classes_and_match_one_process(single_process, t
     assert len(list((tmp_path / "owned" / "maxclass").iterdir())) == 1
 
 
-def test_four_processes_one_owning_no_class(single_process, tmp_path):
-    result = run_module(tiny_args(tmp_path, f"--model.classes={CLASSES}", *COMMON, *owned(4)), timeout=300)
+def test_a_process_owning_no_class(single_process, tmp_path):
+    """More processes than classes: process 1 owns nothing, steps with the group and writes nothing."""
+    result = run_module(tiny_args(tmp_path, "--model.classes=[259]", *COMMON, *owned(2)))
     assert result.returncode == 0, result.stderr
-    for index, image in final_images(run_dir(tmp_path)).items():
-        torch.testing.assert_close(image, single_process[index], **EXACT)
+    run = run_dir(tmp_path)
+    torch.testing.assert_close(final_images(run)[259], single_process[259], **EXACT)
+    pngs = sorted(p.name for p in (run / "images").glob("*.png"))
+    assert pngs == ["259_pomeranian.png", "contact_sheet.png", "grid.png"]
 
 
 def test_resume_on_the_same_or_another_number_of_processes(single_process, tmp_path):
-    first = run_module(
-        tiny_args(tmp_path / "first", f"--model.classes={CLASSES}", *COMMON, *owned(2), "--trainer.max_steps=3")
-    )
-    assert first.returncode == 0, first.stderr
+    """A one-process checkpoint resumes on one and on two processes (two to one: the Ctrl-C test)."""
+    fit_in_process(tiny_args(tmp_path / "first", f"--model.classes={CLASSES}", *COMMON, "--trainer.max_steps=3"))
     checkpoint = run_dir(tmp_path / "first") / "checkpoints" / "last.ckpt"
     two = run_module(
         tiny_args(tmp_path / "two", f"--model.classes={CLASSES}", *COMMON, *owned(2), f"--ckpt_path={checkpoint}")

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torchvision import models
 
-from maxclass_lightning.cli import main
-from tests.conftest import VGG16, run_module, tiny_args
+from maxclass_lightning.cli import DEBUG_VARIABLE, main
+from maxclass_lightning.errors import ConfigError
+from tests.conftest import VGG16, tiny_args
 
 
 def fails_cleanly(capsys, save_dir, *args: str, config: str | None = None) -> str:
@@ -105,14 +106,29 @@ def test_bad_value_in_a_config_file_names_the_file_and_line(capsys, tmp_path):
     assert message.startswith(f"error: {config}:5: model.optimizer.lr is abc; give a finite number")
 
 
-def test_usage_error_from_the_command_line_has_no_traceback(tmp_path):
-    result = run_module(tiny_args(tmp_path / "runs", "--model.classes=[1000]"))
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: model.classes: class index 1000 is out of range")
-    assert not (tmp_path / "runs").exists()
+def test_debug_variable_shows_the_traceback(monkeypatch, tmp_path):
+    """With the variable set the error is raised, not printed as one line, so Python shows its traceback
+    (the one-line error of a real process: ``tests/test_cli.py``)."""
+    monkeypatch.setenv(DEBUG_VARIABLE, "1")
+    with pytest.raises(ConfigError, match="class index 1000 is out of range"):
+        main(tiny_args(tmp_path / "runs", "--model.classes=[1000]"))
 
 
-def test_debug_variable_shows_the_traceback(tmp_path):
-    result = run_module(tiny_args(tmp_path / "runs", "--model.classes=[1000]"), MAXCLASS_DEBUG="1")
-    assert result.returncode != 0 and "Traceback" in result.stderr
+@pytest.mark.parametrize("argv", [["validate"], ["fitt", "--model.classes=[1]"], []], ids=["validate", "typo", "none"])
+def test_unknown_or_missing_subcommand_is_one_line_naming_fit_and_evaluate(capsys, argv):
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert exit.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert "give fit or evaluate, e.g. python -m maxclass_lightning fit --help" in lines[0]
+    if argv:
+        assert f"{argv[0]} is not a subcommand" in lines[0]
+
+
+def test_top_level_help_names_both_subcommands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m maxclass_lightning")
+    assert "fit: optimize pictures" in out and "evaluate: score pictures" in out
