@@ -119,12 +119,11 @@ class RandomViews(nn.Module):
             views = self.blurred(views, keys)
         if self.noise:
             views = views + self.noise_of(views, keys)
-        views = views + self.fill
         if self.exact_view_from is not None:
             exact = (keys[:, KEY_VIEW] == 0) & (keys[:, KEY_STEP] >= self.exact_view_from)
             picture = images if images.shape[-1] == size else resized(images, size)
-            views = torch.where(exact.to(views.device)[:, None, None, None], picture, views)
-        return views
+            views = torch.where(exact.to(views.device)[:, None, None, None], picture - self.fill, views)
+        return views + self.fill
 
     def blurred(self, views: Tensor, keys: Tensor) -> Tensor:
         """Each view blurred by its own Gaussian, one separable grouped convolution for the batch.
