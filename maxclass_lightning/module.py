@@ -240,8 +240,7 @@ class ClassVisualizer(LightningModule):
 
     def view_keys(self, work: Tensor) -> Tensor:
         """(seed, class, view, step) of each work item, ``[K, 4]`` on its device: all that its
-        random view may depend on (the samples of a class see the same views; ``transforms.KEY_VIEW``
-        and ``KEY_STEP`` name the columns the views read)."""
+        random view may depend on (the samples of a class see the same views)."""
         constant = torch.ones_like(work[:, 0])
         return torch.stack(
             [constant * self.seed, self.class_indices[work[:, 0]], work[:, 1], constant * self.global_step], dim=1

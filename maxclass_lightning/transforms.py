@@ -26,10 +26,6 @@ COLOR_DRAWS = 6
 BLUR_DRAWS = 1
 NOISE_START = AFFINE_DRAWS + COLOR_DRAWS + BLUR_DRAWS
 
-#: Columns of a view's key, (seed, class, view, step), as ``ClassVisualizer.view_keys`` builds it.
-KEY_VIEW = 2
-KEY_STEP = 3
-
 
 class RandomViews(nn.Module):
     """Random affine views, one per work item, applied in a single batched ``grid_sample``.
@@ -53,10 +49,6 @@ class RandomViews(nn.Module):
             only in the finest texture; 0 turns it off.
         noise: standard deviation of uniform noise added to each view pixel, in image units; the
             class cannot hang on pixel-exact values; 0 turns it off.
-        exact_view_from: from this optimizer step on, view 0 of each image is the picture itself,
-            only resized to the input size (no warp, colour, blur or noise): the exported picture is
-            then scored as it is, so the network that made it reads it as the class, not only its
-            augmented views; null: never.
         output_size: side of the views in pixels, the classifier's input size; null keeps the
             image's size.
     """
@@ -71,7 +63,6 @@ class RandomViews(nn.Module):
         color_shift: float = 0.0,
         blur: float = 0.0,
         noise: float = 0.0,
-        exact_view_from: int | None = None,
         output_size: int | None = None,
     ) -> None:
         super().__init__()
@@ -85,7 +76,6 @@ class RandomViews(nn.Module):
         self.color_shift = color_shift
         self.blur = blur
         self.noise = noise
-        self.exact_view_from = exact_view_from
         self.output_size = output_size
 
     def affine(self, keys: Tensor) -> Tensor:
@@ -119,10 +109,6 @@ class RandomViews(nn.Module):
             views = self.blurred(views, keys)
         if self.noise:
             views = views + self.noise_of(views, keys)
-        if self.exact_view_from is not None:
-            exact = (keys[:, KEY_VIEW] == 0) & (keys[:, KEY_STEP] >= self.exact_view_from)
-            picture = images if images.shape[-1] == size else resized(images, size)
-            views = torch.where(exact.to(views.device)[:, None, None, None], picture - self.fill, views)
         return views + self.fill
 
     def blurred(self, views: Tensor, keys: Tensor) -> Tensor:
@@ -218,9 +204,4 @@ class Resize(nn.Module):
     def forward(self, images: Tensor, keys: Tensor) -> Tensor:
         if self.output_size is None or self.output_size == images.shape[-1]:
             return images
-        return resized(images, self.output_size)
-
-
-def resized(images: Tensor, size: int) -> Tensor:
-    """``images`` resized to ``size`` px a side, antialiased as ``evaluate`` resizes a picture."""
-    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
+        return F.interpolate(images, size=(self.output_size, self.output_size), mode="bilinear", antialias=True)

@@ -201,9 +201,6 @@ CLASS_RULES: dict[str, dict[str, Rule]] = {
         "color_shift": COLOR_SHIFT,
         "blur": Rule(finite(0, 16), "a largest blur in view pixels from 0 to 16, e.g. 1.0 (0: none)"),
         "noise": NOISE,
-        "exact_view_from": Rule(
-            optional(at_least(0)), "null or the first step whose view 0 is the picture itself, e.g. 112 of 128"
-        ),
         "output_size": OUTPUT_SIZE,
     },
     "maxclass_lightning.transforms.CropViews": {
@@ -329,16 +326,6 @@ def check(config: Any) -> None:
         raise ConfigError(
             f"trainer.min_steps is {trainer.min_steps}, more than trainer.max_steps ({trainer.max_steps}); "
             "give at most max_steps or null"
-        )
-    try:
-        exact_from = lookup(model, "transforms.init_args.exact_view_from")
-    except (KeyError, TypeError):
-        exact_from = None
-    if exact_from is not None and exact_from >= trainer.max_steps:
-        raise ConfigError(
-            f"model.transforms.init_args.exact_view_from is {exact_from}, not before trainer.max_steps "
-            f"({trainer.max_steps}): no step would score the picture itself; give a step below "
-            f"{trainer.max_steps}, e.g. {trainer.max_steps * 7 // 8}, or null"
         )
     check_accelerator(trainer.accelerator, trainer.devices)
 

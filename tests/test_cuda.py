@@ -129,9 +129,8 @@ def test_two_gpus_own_their_classes_and_match_one_gpu(tmp_path):
 
 
 def test_blurred_noisy_views_on_cuda_equal_the_cpus():
-    """Blur, noise and the exact view read keys on the views' device (the module's work items live
-    there); the first two keys' view 0 is the picture itself (step 5 of ``exact_view_from`` 5)."""
-    views = RandomViews(rotate=20, color_shift=0.1, blur=1.5, noise=0.05, exact_view_from=5, output_size=16)
+    """Blur and noise draw from keys on the views' device (the module's work items live there)."""
+    views = RandomViews(rotate=20, color_shift=0.1, blur=1.5, noise=0.05, output_size=16)
     images = torch.rand(3, 3, 24, 24, dtype=torch.float64)
     keys = torch.tensor([[0, 1, 0, 5], [0, 259, 0, 5], [0, 259, 1, 5]])
     on_cuda = views(images.cuda(), keys.cuda())

@@ -36,10 +36,6 @@ def fails_cleanly(capsys, save_dir, *args: str, config: str | None = None) -> st
         (["--model.image_size=16", *VGG16], "too small for it: use e.g. model.image_size: 224"),
         (["--trainer.max_steps=0"], "trainer.max_steps is 0; give the number of optimizer steps"),
         (["--trainer.max_steps=-1"], "trainer.max_steps is -1"),
-        (
-            ["--model.transforms=maxclass_lightning.transforms.RandomViews", "--model.transforms.exact_view_from=4"],
-            "exact_view_from is 4, not before trainer.max_steps (4): no step would score the picture itself",
-        ),
         (["--model.optimizer.lr=-1"], "model.optimizer cannot be built (Invalid learning rate: -1.0)"),
         (["--model.optimizer=torch.optim.Adamm"], "module 'torch.optim' has no attribute 'Adamm'"),
         (["--model.classifier=vgg61"], "unknown classifier 'vgg61' (did you mean"),

@@ -138,24 +138,3 @@ def test_view_noise_has_the_set_spread_and_leaves_the_warp_unchanged():
     noisy = RandomViews(rotate=30, noise=0.05)(images, keys([0, 1, 0, 0]))
     assert abs((noisy - plain).std().item() - 0.05) < 0.005
     assert (noisy - plain).abs().max() <= 0.05 * 3**0.5 + 1e-9  # uniform noise: bounded by sqrt(3) std
-
-
-def test_exact_view_is_the_picture_itself_from_its_step_on():
-    """View 0 from step ``exact_view_from`` on is the picture, only resized; every other view, and
-    view 0 before that step, is the augmented view it was."""
-    images = torch.rand(2, 3, 32, 32, dtype=torch.float64)
-    options = {"rotate": 30, "scale": (0.5, 1.5), "color_shift": 0.2, "blur": 1.0, "noise": 0.05}
-    # (seed, class, view, step): view 0 before step 10, view 1 at it, view 0 at steps 10 and 11.
-    rows = keys([0, 1, 0, 9], [0, 1, 1, 10], [0, 2, 0, 10], [0, 2, 0, 11])
-    batch = images[[0, 0, 1, 1]]
-    for size in (32, 16):
-        augmented = RandomViews(**options, output_size=size)(batch, rows)
-        views = RandomViews(**options, exact_view_from=10, output_size=size)(batch, rows)
-        assert torch.equal(views[:2], augmented[:2])
-        picture = (
-            batch[2:]
-            if size == 32
-            else torch.nn.functional.interpolate(batch[2:], size=(size, size), mode="bilinear", antialias=True)
-        )
-        torch.testing.assert_close(views[2:], picture, rtol=0, atol=1e-15)
-        assert not torch.allclose(augmented[2:], picture, atol=1e-2)

@@ -138,7 +138,6 @@ BAD: dict[str, tuple[str | None, str | None]] = {
     "model.transforms:RandomViews.color_shift": ("abc", "-1"),
     "model.transforms:RandomViews.blur": ("abc", "-1"),
     "model.transforms:RandomViews.noise": ("abc", "2"),
-    "model.transforms:RandomViews.exact_view_from": ("abc", "-1"),
     "model.transforms:RandomViews.output_size": ("abc", "0"),
     "model.transforms:CropViews.box": ("abc", "[0.5, 0.25]"),
     "model.transforms:CropViews.noise": ("abc", "-0.1"),
