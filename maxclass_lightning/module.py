@@ -23,7 +23,7 @@ from maxclass_lightning.errors import ConfigError
 from maxclass_lightning.images import ClassImages, ImageCallable, PixelImage
 from maxclass_lightning.objectives import ClassObjective, class_logit
 from maxclass_lightning.ownership import check_strategy, owned_classes, uses_ownership
-from maxclass_lightning.transforms import Resize
+from maxclass_lightning.transforms import Resize, resized
 
 #: The seed's optimizer: AdamW with a large step (pixels are unbounded) and weight decay, which
 #: keeps pixel values small and spreads features over the image.
@@ -62,6 +62,10 @@ class ClassVisualizer(LightningModule):
         image: the parameterization (default: ``PixelImage``, the seed's raw pixels).
         optimizer: optimizer over the image parameters only (default: AdamW, lr 5.0, weight decay 0.1).
         views: augmented views of each image scored per step (their mean score is maximized).
+        exact_view_steps: in the run's last this many steps (of ``trainer.max_steps``), view 0 of
+            each image is the image itself, only resized to the classifier's input: the exported
+            picture is then scored as it is, not only through augmented views, so the network that
+            made it reads it as the class (0: never).
         transforms: how a view is made (``RandomViews`` for transformation robustness); null:
             the image itself, as the seed does.
         regularizer_weights: per-image penalties added to the loss, by name: ``l2`` (mean squared
@@ -92,6 +96,7 @@ class ClassVisualizer(LightningModule):
         image: ImageCallable | None = None,
         optimizer: OptimizerCallable | None = None,
         views: int = 1,
+        exact_view_steps: int = 0,
         transforms: nn.Module | None = None,
         regularizer_weights: dict[str, float] | None = None,
         batch_size: int | None = None,
@@ -109,6 +114,10 @@ class ClassVisualizer(LightningModule):
             raise ConfigError(f"model.image_size is {image_size}; give a positive number of pixels such as 224")
         if views < 1:
             raise ConfigError(f"model.views is {views}; give a positive number of views per image, e.g. 1 or 4")
+        if exact_view_steps < 0:
+            raise ConfigError(
+                f"model.exact_view_steps is {exact_view_steps}; give a number of final steps, e.g. 16 of 128 (0: none)"
+            )
         if batch_size is not None and batch_size < 1:
             raise ConfigError(f"model.batch_size is {batch_size}; give a positive number of images or null")
         if samples_per_class < 1:
@@ -149,6 +158,7 @@ class ClassVisualizer(LightningModule):
         self.own(range(len(self.classes)), [len(self.image_names)])
         self.optimizer = optimizer
         self.views = views
+        self.exact_view_steps = exact_view_steps
         self.transforms = transforms or Resize()
         self.objective = ClassObjective(
             self.classifier, views, samples_per_class, diversity_weight, diversity_layer, regularizer_weights
@@ -255,6 +265,9 @@ class ClassVisualizer(LightningModule):
         with torch.autocast(self.device.type, enabled=False):
             images = self.image(rows)
             views = self.transforms(images, self.view_keys(work))
+            if self._scores_exact_views():
+                picture = images if images.shape[-1] == views.shape[-1] else resized(images, views.shape[-1])
+                views = torch.where((work[:, 1] == 0)[:, None, None, None], picture, views)
         with self.objective.capture() as features:
             logits = self.scores(views)
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
@@ -262,6 +275,10 @@ class ClassVisualizer(LightningModule):
         stats = self._stats(logits, target, rows) if with_stats else {}
         groups = self.row_positions[rows] * self.views + work[:, 1]  # a class's samples under one view
         return self.objective.loss(target, images, features, groups), stats
+
+    def _scores_exact_views(self) -> bool:
+        """Whether this step is one of the last ``exact_view_steps`` of the run."""
+        return bool(self.exact_view_steps) and self.global_step >= self.trainer.max_steps - self.exact_view_steps
 
     @torch.no_grad()
     def _stats(self, logits: Tensor, target: Tensor, rows: Tensor) -> dict[str, Tensor]:

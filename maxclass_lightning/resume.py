@@ -29,6 +29,7 @@ FIXED_MODEL_SETTINGS = (
     "image",
     "optimizer",
     "views",
+    "exact_view_steps",
     "transforms",
     "regularizer_weights",
     "samples_per_class",

@@ -204,4 +204,9 @@ class Resize(nn.Module):
     def forward(self, images: Tensor, keys: Tensor) -> Tensor:
         if self.output_size is None or self.output_size == images.shape[-1]:
             return images
-        return F.interpolate(images, size=(self.output_size, self.output_size), mode="bilinear", antialias=True)
+        return resized(images, self.output_size)
+
+
+def resized(images: Tensor, size: int) -> Tensor:
+    """``images`` resized to ``size`` px a side (bilinear, antialiased, as ``evaluate`` resizes a picture)."""
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True)

@@ -8,6 +8,8 @@ import torch
 
 from maxclass_lightning import ClassVisualizer, classifiers
 from maxclass_lightning.images import PixelImage
+from maxclass_lightning.transforms import RandomViews, resized
+from tests.conftest import fit_in_process, tiny_args
 
 
 def test_classifier_stays_in_eval_mode_when_module_trains():
@@ -67,3 +69,42 @@ def test_checkpoint_holds_images_not_classifier_and_loads_back(in_process_fit):
     loaded = ClassVisualizer.load_from_checkpoint(checkpoint_path)
     assert torch.equal(loaded.image.pixels, cli.model.image.pixels.detach())
     assert loaded.classes == [259]
+
+
+class ViewZeroIsThePictureFrom(RandomViews):
+    """Reference for ``exact_view_steps``: random views whose view 0 is the image itself, resized,
+    from step ``start`` on (a view's key is seed, class, view, step)."""
+
+    def __init__(self, start: int = 0, **options) -> None:
+        super().__init__(**options)
+        self.start = start
+
+    def forward(self, images: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        views = super().forward(images, keys)
+        exact = (keys[:, 2] == 0) & (keys[:, 3] >= self.start)
+        return torch.where(exact[:, None, None, None], resized(images, views.shape[-1]), views)
+
+
+def test_exact_view_steps_score_the_picture_itself_in_the_last_steps(tmp_path):
+    """2 of 4 steps, 2 views, 32-px images seen at 24 px: the same images, bit for bit, as views
+    whose view 0 is the resized picture from step 2 on; not the same as views alone."""
+    common = [
+        "--model.classes=[259,1]",
+        "--model.views=2",
+        "--trainer.precision=64-true",
+        "--trainer.enable_checkpointing=false",
+        "--model.transforms.rotate=30",
+        "--model.transforms.output_size=24",
+    ]
+
+    def images(name: str, transforms: str, *extra: str) -> torch.Tensor:
+        cli = fit_in_process(
+            tiny_args(tmp_path / name, *common[:4], f"--model.transforms={transforms}", *common[4:], *extra)
+        )
+        return cli.model.image.pixels.detach()
+
+    exact = images("exact", "maxclass_lightning.transforms.RandomViews", "--model.exact_view_steps=2")
+    reference = images("reference", "tests.test_module.ViewZeroIsThePictureFrom", "--model.transforms.start=2")
+    augmented = images("augmented", "maxclass_lightning.transforms.RandomViews")
+    assert torch.equal(exact, reference)
+    assert not torch.allclose(exact, augmented)
