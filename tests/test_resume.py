@@ -45,6 +45,7 @@ CONTRADICTIONS = {
     ),
     "optimizer": ("--model.optimizer.lr=1.0", "model.optimizer.init_args.lr is 1.0"),
     "views": ("--model.views=3", "model.views is 3"),
+    "exact_view_steps": ("--model.exact_view_steps=1", "model.exact_view_steps is 1"),
     "transforms": ("--model.transforms.rotate=45", "model.transforms.init_args.rotate is 45.0"),
     "regularizer_weights": ("--model.regularizer_weights={l2: 1.0}", "model.regularizer_weights is {'l2': 1.0}"),
     "seed": ("--seed_everything=7", "seed_everything is 7"),
