@@ -14,7 +14,7 @@ from torch.distributed import ReduceOp
 from torchvision.transforms import v2
 from typing_extensions import override
 
-from maxclass_lightning import classifiers
+from maxclass_lightning import classifiers, validation
 from maxclass_lightning.callbacks import DivergenceGuard, ImageExport, ImageLogger
 from maxclass_lightning.checkpoints import InterruptCheckpoint, PeriodicCheckpoint, is_lightning_default
 from maxclass_lightning.data import step_loader, work_items
@@ -62,8 +62,9 @@ class ClassVisualizer(LightningModule):
         image: the parameterization (default: ``PixelImage``, the seed's raw pixels).
         optimizer: optimizer over the image parameters only (default: AdamW, lr 5.0, weight decay 0.1).
         views: augmented views of each image scored per step (their mean score is maximized).
-        exact_view_steps: in the run's last this many steps (of ``trainer.max_steps``), view 0 of
-            each image is the image itself, only resized to the classifier's input: the exported
+        exact_view_steps: in the run's last steps, this many (a whole number) or this fraction
+            of ``trainer.max_steps`` (a float in [0, 1], as Lightning's ``limit_*_batches``), view 0
+            of each image is the image itself, only resized to the classifier's input: the exported
             picture is then scored as it is, not only through augmented views, so the network that
             made it reads it as the class (0: never).
         transforms: how a view is made (``RandomViews`` for transformation robustness); null:
@@ -96,7 +97,7 @@ class ClassVisualizer(LightningModule):
         image: ImageCallable | None = None,
         optimizer: OptimizerCallable | None = None,
         views: int = 1,
-        exact_view_steps: int = 0,
+        exact_view_steps: int | float = 0,
         transforms: nn.Module | None = None,
         regularizer_weights: dict[str, float] | None = None,
         batch_size: int | None = None,
@@ -114,9 +115,10 @@ class ClassVisualizer(LightningModule):
             raise ConfigError(f"model.image_size is {image_size}; give a positive number of pixels such as 224")
         if views < 1:
             raise ConfigError(f"model.views is {views}; give a positive number of views per image, e.g. 1 or 4")
-        if exact_view_steps < 0:
+        if not validation.fraction_or_count(exact_view_steps):
             raise ConfigError(
-                f"model.exact_view_steps is {exact_view_steps}; give a number of final steps, e.g. 16 of 128 (0: none)"
+                f"model.exact_view_steps is {exact_view_steps}; give a number of final steps such as 16, "
+                "or a fraction of the run in [0, 1] such as 0.125 (0: none)"
             )
         if batch_size is not None and batch_size < 1:
             raise ConfigError(f"model.batch_size is {batch_size}; give a positive number of images or null")
@@ -278,7 +280,9 @@ class ClassVisualizer(LightningModule):
 
     def _scores_exact_views(self) -> bool:
         """Whether this step is one of the last ``exact_view_steps`` of the run."""
-        return bool(self.exact_view_steps) and self.global_step >= self.trainer.max_steps - self.exact_view_steps
+        steps, max_steps = self.exact_view_steps, self.trainer.max_steps
+        count = round(steps * max_steps) if isinstance(steps, float) else steps
+        return count > 0 and self.global_step >= max_steps - count
 
     @torch.no_grad()
     def _stats(self, logits: Tensor, target: Tensor, rows: Tensor) -> dict[str, Tensor]:

@@ -86,8 +86,8 @@ class ViewZeroIsThePictureFrom(RandomViews):
 
 
 def test_exact_view_steps_score_the_picture_itself_in_the_last_steps(tmp_path):
-    """2 of 4 steps, 2 views, 32-px images seen at 24 px: the same images, bit for bit, as views
-    whose view 0 is the resized picture from step 2 on; not the same as views alone."""
+    """2 of 4 steps (or 0.5 of them), 2 views, 32-px images seen at 24 px: the same images, bit for
+    bit, as views whose view 0 is the resized picture from step 2 on; not the same as views alone."""
     common = [
         "--model.classes=[259,1]",
         "--model.views=2",
@@ -108,3 +108,6 @@ def test_exact_view_steps_score_the_picture_itself_in_the_last_steps(tmp_path):
     augmented = images("augmented", "maxclass_lightning.transforms.RandomViews")
     assert torch.equal(exact, reference)
     assert not torch.allclose(exact, augmented)
+    # A fraction of the run: half of 4 steps is 2.
+    half = images("half", "maxclass_lightning.transforms.RandomViews", "--model.exact_view_steps=0.5")
+    assert torch.equal(half, exact)

@@ -100,7 +100,7 @@ BAD: dict[str, tuple[str | None, str | None]] = {
     "model.image": ("5", NOT_A_CLASS),
     "model.optimizer": ("5", NOT_A_CLASS),
     "model.views": ("abc", "0"),
-    "model.exact_view_steps": ("abc", "-1"),
+    "model.exact_view_steps": ("abc", "1.5"),
     "model.transforms": ("5", NOT_A_CLASS),
     "model.regularizer_weights": ("[1]", "{sharpness: 1.0}"),
     "model.batch_size": ("abc", "0"),
