@@ -6,7 +6,9 @@ of the recipe's 6 classes, 4 views and 128 steps, in both directions: optimized 
 judged by Lite1, and the reverse.
 Both runs are seeded (``seed_everything`` in the recipe); the thresholds sit well under what was
 measured (in each test's docstring), so that other CPUs and thread counts, whose float rounding
-differs, pass, and a broken recipe does not. The full measurement is in the README.
+differs, pass, and a broken recipe does not. The full measurement is in the README. The
+figures quoted were measured before the recipe took ``exact_view_steps`` (here the last 4 of 32
+steps); with it the file passes the same thresholds.
 """
 
 from __future__ import annotations
