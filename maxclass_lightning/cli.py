@@ -40,6 +40,7 @@ DESCRIPTION = (
     "evaluate: score pictures with a classifier (evaluate --help)."
 )
 
+#: How the app is started, in ``--help`` and in the errors that point to it.
 PROGRAM = "python -m maxclass_lightning"
 
 #: What the command line accepts as its first word.
@@ -173,7 +174,7 @@ class MaxClassCLI(LightningCLI):
             if isinstance(error, ConfigError):
                 raise
             reason = " ".join(str(error).split()) or type(error).__name__
-            raise ConfigError(f"{reason}; see python -m maxclass_lightning fit --help") from error
+            raise ConfigError(f"{reason}; see {PROGRAM} fit --help") from error
         if self.subcommand == "fit":  # before Lightning launches the other processes
             check_strategy(self.trainer.strategy, self.trainer.num_devices * self.trainer.num_nodes)
 
@@ -257,9 +258,9 @@ def fail(argv: list[str], error: Exception) -> NoReturn:
     missing = str(error).startswith('expected "subcommand"')
     if unknown or missing:
         given = f"{unknown.group(1)} is not a subcommand" if unknown else "no subcommand given"
-        message = f"{given}; give {' or '.join(SUBCOMMANDS)}, e.g. python -m maxclass_lightning fit --help"
+        message = f"{given}; give {' or '.join(SUBCOMMANDS)}, e.g. {PROGRAM} fit --help"
     elif isinstance(error, ArgumentError):
-        command = " ".join(["python -m maxclass_lightning", *argv[:1], "--help"])
+        command = " ".join([PROGRAM, *argv[:1], "--help"])
         message = f"{parse_errors.one_line(str(error))} (options: {command})"
     elif isinstance(error, MisconfigurationException):  # Lightning's own checks of trainer options
         message = "trainer: " + " ".join(str(error).split())
