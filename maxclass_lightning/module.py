@@ -268,7 +268,7 @@ class ClassVisualizer(LightningModule):
             images = self.image(rows)
             views = self.transforms(images, self.view_keys(work))
             if self._scores_exact_views():
-                picture = images if images.shape[-1] == views.shape[-1] else resized(images, views.shape[-1])
+                picture = resized(images, views.shape[-1])
                 views = torch.where((work[:, 1] == 0)[:, None, None, None], picture, views)
         with self.objective.capture() as features:
             logits = self.scores(views)

@@ -202,11 +202,12 @@ class Resize(nn.Module):
         self.output_size = output_size
 
     def forward(self, images: Tensor, keys: Tensor) -> Tensor:
-        if self.output_size is None or self.output_size == images.shape[-1]:
-            return images
-        return resized(images, self.output_size)
+        return images if self.output_size is None else resized(images, self.output_size)
 
 
 def resized(images: Tensor, size: int) -> Tensor:
-    """``images`` resized to ``size`` px a side (bilinear, antialiased, as ``evaluate`` resizes a picture)."""
+    """``images`` resized to ``size`` px a side (bilinear, antialiased, as ``evaluate`` resizes a
+    picture); at that size already, ``images`` themselves."""
+    if images.shape[-1] == size:
+        return images
     return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
