@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 from lightning.pytorch import Callback, LightningModule
-from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 from torch.distributed import ReduceOp
@@ -61,6 +61,9 @@ class ClassVisualizer(LightningModule):
             otherwise) before it; false feeds the raw image, as the seed does.
         image: the parameterization (default: ``PixelImage``, the seed's raw pixels).
         optimizer: optimizer over the image parameters only (default: AdamW, lr 5.0, weight decay 0.1).
+        lr_scheduler: learning-rate schedule, stepped once per optimizer step (e.g.
+            ``torch.optim.lr_scheduler.CosineAnnealingLR`` with ``T_max`` = ``trainer.max_steps``);
+            null: a constant rate.
         views: augmented views of each image scored per step (their mean score is maximized).
         exact_view_steps: in the run's last steps, this many (a whole number) or this fraction
             of ``trainer.max_steps`` (a float in [0, 1], as Lightning's ``limit_*_batches``), view 0
@@ -96,6 +99,7 @@ class ClassVisualizer(LightningModule):
         normalize: bool = True,
         image: ImageCallable | None = None,
         optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         views: int = 1,
         exact_view_steps: int | float = 0,
         transforms: nn.Module | None = None,
@@ -159,6 +163,7 @@ class ClassVisualizer(LightningModule):
         self.seed = seed
         self.own(range(len(self.classes)), [len(self.image_names)])
         self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
         self.views = views
         self.exact_view_steps = exact_view_steps
         self.transforms = transforms or Resize()
@@ -176,11 +181,19 @@ class ClassVisualizer(LightningModule):
     def _check_runnable(self) -> None:
         """Fail at construction, before a Trainer writes anything, if the optimizer cannot be built
         or one image cannot go through the views and the classifier."""
+        probe = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
         if self.optimizer is not None:
             try:
-                self.optimizer([nn.Parameter(torch.zeros(1))])
+                probe = self.optimizer(probe.param_groups[0]["params"])
             except (ValueError, TypeError) as error:
                 raise ConfigError(f"model.optimizer cannot be built ({error}); fix its init_args") from None
+        if self.lr_scheduler is not None:
+            try:
+                self.lr_scheduler(probe)
+            except (ValueError, TypeError, KeyError) as error:
+                raise ConfigError(
+                    f"model.lr_scheduler cannot be built ({error}); fix its init_args, e.g. T_max: the run's max_steps"
+                ) from None
         work = torch.zeros(1, 2, dtype=torch.long)
         try:
             with torch.no_grad():
@@ -323,6 +336,9 @@ class ClassVisualizer(LightningModule):
             progress = {key: torch.tensor(metrics[key]) for key in ("loss", "prob")}
             self.log_dict(progress, prog_bar=True, logger=False, batch_size=1)
         optimizer.step()
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:  # manual optimization: Lightning leaves the stepping to the module
+            scheduler.step()
         return loss
 
     def _zero(self) -> Tensor:
@@ -396,6 +412,7 @@ class ClassVisualizer(LightningModule):
             "optimizer": type(optimizer).__name__,
             "lr": group["lr"],
             "weight_decay": group.get("weight_decay", 0.0),
+            "lr_scheduler": type(self.lr_schedulers()).__name__ if self.lr_schedulers() else "none",
             "views": self.views,
             "transforms": type(self.transforms).__name__,
             "batch_size": self.batch_size,
@@ -448,11 +465,16 @@ class ClassVisualizer(LightningModule):
         }
 
     @override
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """The optimizer sees the image parameters alone: the classifier is not trained."""
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict:
+        """The optimizer sees the image parameters alone: the classifier is not trained. A
+        schedule is handed to Lightning, which saves and restores its state with the checkpoint."""
         if self.optimizer is None:
-            return torch.optim.AdamW(self.image.parameters(), lr=SEED_LEARNING_RATE, weight_decay=SEED_WEIGHT_DECAY)
-        return self.optimizer(self.image.parameters())
+            optimizer = torch.optim.AdamW(self.image.parameters(), lr=SEED_LEARNING_RATE, weight_decay=SEED_WEIGHT_DECAY)
+        else:
+            optimizer = self.optimizer(self.image.parameters())
+        if self.lr_scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.lr_scheduler(optimizer), "interval": "step"}}
 
     @override
     def train_dataloader(self):

@@ -75,6 +75,12 @@ def one_line(message: str) -> str:
     for line in lines:
         if "expects a function or a callable class:" in line and "Parser key" not in line:
             reason = line.split("expects a function or a callable class:", 1)[1].strip()
+            required = re.search(r"arguments are required: ([\w, ]+)", reason)
+            if required:  # the class imports; a constructor argument without a default is missing
+                name = re.search(r"class_path='([\w.]+)'", given or "")
+                named = f"{option} {name.group(1)}" if name else option
+                first = required.group(1).split(",")[0].strip()
+                return f"{named} needs {required.group(1)}; give it, e.g. --{option}.init_args.{first}=..."
             return f"{option} is {given}, which cannot be imported ({reason}); give an importable class path"
     if len(keys) > 1:  # what the innermost option expects, not its parent class option
         inner = message[message.rindex(f'Parser key "{keys[-1]}"') :]

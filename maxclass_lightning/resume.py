@@ -28,6 +28,7 @@ FIXED_MODEL_SETTINGS = (
     "normalize",
     "image",
     "optimizer",
+    "lr_scheduler",
     "views",
     "exact_view_steps",
     "transforms",

@@ -38,6 +38,16 @@ def fails_cleanly(capsys, save_dir, *args: str, config: str | None = None) -> st
         (["--trainer.max_steps=-1"], "trainer.max_steps is -1"),
         (["--model.optimizer.lr=-1"], "model.optimizer cannot be built (Invalid learning rate: -1.0)"),
         (["--model.optimizer=torch.optim.Adamm"], "module 'torch.optim' has no attribute 'Adamm'"),
+        (
+            ["--model.lr_scheduler=torch.optim.lr_scheduler.CosineAnnealingLR"],
+            "model.lr_scheduler torch.optim.lr_scheduler.CosineAnnealingLR needs T_max; give it, e.g. "
+            "--model.lr_scheduler.init_args.T_max=...",
+        ),
+        (
+            ["--model.lr_scheduler=torch.optim.lr_scheduler.OneCycleLR", "--model.lr_scheduler.max_lr=1"],
+            "model.lr_scheduler cannot be built (You must define either total_steps OR (epochs AND "
+            "steps_per_epoch)); fix its init_args",
+        ),
         (["--model.classifier=vgg61"], "unknown classifier 'vgg61' (did you mean"),
         (["--model.weights=IMAGENET", *VGG16], "unknown weights 'IMAGENET' for vgg16; use one of DEFAULT"),
         (

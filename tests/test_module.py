@@ -38,6 +38,28 @@ def test_fit_equals_the_seed_plain_loop(in_process_fit):
     torch.testing.assert_close(cli.model.image.pixels.detach(), image.detach(), rtol=0, atol=1e-9)
 
 
+def test_lr_scheduler_steps_once_per_optimizer_step(tmp_path):
+    """A cosine schedule over 4 steps in the app gives the plain loop's image with torch's scheduler
+    stepped after each optimizer step (float64); with no schedule the image differs."""
+    tiny = "tests.networks:tiny_imagenet_classifier"
+    args = ["--model.classes=[259]", "--trainer.precision=64-true", "--trainer.enable_checkpointing=false"]
+    schedule = ["--model.lr_scheduler=torch.optim.lr_scheduler.CosineAnnealingLR", "--model.lr_scheduler.T_max=4"]
+    cli = fit_in_process(tiny_args(tmp_path / "cosine", *args, *schedule))
+    constant = fit_in_process(tiny_args(tmp_path / "constant", *args)).model.image.pixels.detach()
+    network = classifiers.build_classifier(tiny, None, seed=0).double()
+    image = PixelImage([259], 32, seed=0).pixels.detach().double().requires_grad_(True)
+    optimizer = torch.optim.AdamW([image], lr=5.0, weight_decay=0.1)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=4)
+    for _ in range(4):
+        (-network(image)[0, 259]).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        scheduler.step()
+    torch.testing.assert_close(cli.model.image.pixels.detach(), image.detach(), rtol=0, atol=1e-9)
+    assert not torch.allclose(constant, image.detach(), rtol=0, atol=1e-3)
+    assert cli.trainer.optimizers[0].param_groups[0]["lr"] == scheduler.get_last_lr()[0] == 0.0
+
+
 def test_fit_leaves_classifier_weights_bitwise_unchanged(in_process_fit):
     cli = in_process_fit("--model.classes=[259,1]", "--trainer.max_steps=2")
     fresh = classifiers.build_classifier("vgg16", None, seed=0)

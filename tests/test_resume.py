@@ -13,12 +13,16 @@ from maxclass_lightning.resume import FIXED_MODEL_SETTINGS
 from tests.conftest import run_dir, tiny_args
 from tests.test_errors import fails_cleanly
 
-#: The run the checkpoint comes from: two classes, two random views, in float64 so that resuming
-#: can be compared with an uninterrupted run exactly.
+#: The run the checkpoint comes from: two classes, two random views, a learning rate halved every
+#: 2 steps (so a schedule restarted on resume gives other images), in float64 so that resuming can
+#: be compared with an uninterrupted run exactly.
 RECIPE = [
     "--model.classes=[259,1]",
     "--model.views=2",
     "--model.transforms=maxclass_lightning.transforms.RandomViews",
+    "--model.lr_scheduler=torch.optim.lr_scheduler.StepLR",
+    "--model.lr_scheduler.step_size=2",
+    "--model.lr_scheduler.gamma=0.5",
     "--trainer.precision=64-true",
 ]
 
@@ -44,6 +48,7 @@ CONTRADICTIONS = {
         "model.image is maxclass_lightning.images.Fourier",
     ),
     "optimizer": ("--model.optimizer.lr=1.0", "model.optimizer.init_args.lr is 1.0"),
+    "lr_scheduler": ("--model.lr_scheduler.gamma=0.9", "model.lr_scheduler.init_args.gamma is 0.9"),
     "views": ("--model.views=3", "model.views is 3"),
     "exact_view_steps": ("--model.exact_view_steps=1", "model.exact_view_steps is 1"),
     "transforms": ("--model.transforms.rotate=45", "model.transforms.init_args.rotate is 45.0"),
@@ -82,6 +87,7 @@ def test_resume_with_more_steps_reaches_the_uninterrupted_image(checkpoint, tmp_
     resumed = main(tiny_args(tmp_path / "resumed", *RECIPE, "--trainer.max_steps=6", f"--ckpt_path={checkpoint}"))
     straight = main(tiny_args(tmp_path / "straight", *RECIPE, "--trainer.max_steps=6"))
     assert resumed.trainer.global_step == 6
+    assert resumed.trainer.optimizers[0].param_groups[0]["lr"] == 5.0 * 0.5**3  # the schedule went on
     torch.testing.assert_close(resumed.model.image.pixels, straight.model.image.pixels, rtol=0, atol=1e-12)
 
 

@@ -99,6 +99,7 @@ BAD: dict[str, tuple[str | None, str | None]] = {
     "model.normalize": ("maybe", None),
     "model.image": ("5", NOT_A_CLASS),
     "model.optimizer": ("5", NOT_A_CLASS),
+    "model.lr_scheduler": ("5", NOT_A_CLASS),
     "model.views": ("abc", "0"),
     "model.exact_view_steps": ("abc", "1.5"),
     "model.transforms": ("5", NOT_A_CLASS),
