@@ -15,6 +15,7 @@ from torchvision.transforms import v2
 from typing_extensions import override
 
 from maxclass_lightning import classifiers, validation
+from maxclass_lightning.averaging import ImageAverage
 from maxclass_lightning.callbacks import DivergenceGuard, ImageExport, ImageLogger
 from maxclass_lightning.checkpoints import InterruptCheckpoint, PeriodicCheckpoint, is_lightning_default
 from maxclass_lightning.data import step_loader, work_items
@@ -70,6 +71,12 @@ class ClassVisualizer(LightningModule):
             of each image is the image itself, only resized to the classifier's input: the exported
             picture is then scored as it is, not only through augmented views, so the network that
             made it reads it as the class (0: never).
+        average_steps: in the run's last steps, this many (a whole number) or this fraction of
+            ``trainer.max_steps``, an exponential moving average of the image is kept, and after
+            the last step the image becomes it (``averaging``): what only one step's views
+            rewarded averages out (0: the last step's image).
+        average_decay: weight of the previous average at each of those steps (0.9: about the
+            last 10 weigh most).
         transforms: how a view is made (``RandomViews`` for transformation robustness); null:
             the image itself, as the seed does.
         regularizer_weights: per-image penalties added to the loss, by name: ``l2`` (mean squared
@@ -102,6 +109,8 @@ class ClassVisualizer(LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         views: int = 1,
         exact_view_steps: int | float = 0,
+        average_steps: int | float = 0,
+        average_decay: float = 0.9,
         transforms: nn.Module | None = None,
         regularizer_weights: dict[str, float] | None = None,
         batch_size: int | None = None,
@@ -124,6 +133,13 @@ class ClassVisualizer(LightningModule):
                 f"model.exact_view_steps is {exact_view_steps}; give a number of final steps such as 16, "
                 "or a fraction of the run in [0, 1] such as 0.125 (0: none)"
             )
+        if not validation.fraction_or_count(average_steps):
+            raise ConfigError(
+                f"model.average_steps is {average_steps}; give a number of final steps such as 32, "
+                "or a fraction of the run in [0, 1] such as 0.25 (0: none)"
+            )
+        if not (isinstance(average_decay, (int, float)) and 0 <= average_decay < 1):
+            raise ConfigError(f"model.average_decay is {average_decay}; give a weight in [0, 1) such as 0.9")
         if batch_size is not None and batch_size < 1:
             raise ConfigError(f"model.batch_size is {batch_size}; give a positive number of images or null")
         if samples_per_class < 1:
@@ -161,6 +177,7 @@ class ClassVisualizer(LightningModule):
         self.max_class_scalars = max_class_scalars
         self.normalize = v2.Normalize(mean, std) if normalize else nn.Identity()
         self.seed = seed
+        self.average_steps, self.average_decay = average_steps, average_decay
         self.own(range(len(self.classes)), [len(self.image_names)])
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
@@ -227,6 +244,7 @@ class ClassVisualizer(LightningModule):
             "row_positions", torch.arange(positions.start, positions.stop).repeat_interleave(k), persistent=False
         )
         self.image: ClassImages = self.image_factory(row_classes, self.image_size, self.seed)
+        self.image_average = ImageAverage(self.image, self.average_decay) if self.average_steps else None
 
     @override
     def setup(self, stage: str) -> None:
@@ -293,9 +311,17 @@ class ClassVisualizer(LightningModule):
 
     def _scores_exact_views(self) -> bool:
         """Whether this step is one of the last ``exact_view_steps`` of the run."""
-        steps, max_steps = self.exact_view_steps, self.trainer.max_steps
+        return self._in_last_steps(self.exact_view_steps)
+
+    def _in_last_steps(self, steps: int | float) -> bool:
+        """Whether this step is one of the run's last ``steps`` (a count, or a fraction of ``max_steps``)."""
+        return self.global_step >= self._first_of_last(steps)
+
+    def _first_of_last(self, steps: int | float) -> float:
+        """The first step of the run's last ``steps``; infinite for none."""
+        max_steps = self.trainer.max_steps
         count = round(steps * max_steps) if isinstance(steps, float) else steps
-        return count > 0 and self.global_step >= max_steps - count
+        return max(0, max_steps - count) if count > 0 else math.inf
 
     @torch.no_grad()
     def _stats(self, logits: Tensor, target: Tensor, rows: Tensor) -> dict[str, Tensor]:
@@ -319,6 +345,7 @@ class ClassVisualizer(LightningModule):
         No gradient crosses processes: each owns its images, and computes their whole gradient.
         """
         optimizer = self.optimizers()
+        step = self.global_step
         optimizer.zero_grad()
         logging = self._is_log_step()
         losses, chunk_stats = [], []
@@ -339,6 +366,11 @@ class ClassVisualizer(LightningModule):
         scheduler = self.lr_schedulers()
         if scheduler is not None:  # manual optimization: Lightning leaves the stepping to the module
             scheduler.step()
+        first = self._first_of_last(self.average_steps)
+        if self.image_average is not None and step >= first:  # ``step``: the optimizer step has counted itself
+            self.image_average.update(self.image, first=step == first)
+            if step == self.trainer.max_steps - 1:  # before the callbacks' end of the run: they see the average
+                self.image_average.swap(self.image)
         return loss
 
     def _zero(self) -> Tensor:
@@ -414,6 +446,7 @@ class ClassVisualizer(LightningModule):
             "weight_decay": group.get("weight_decay", 0.0),
             "lr_scheduler": type(self.lr_schedulers()).__name__ if self.lr_schedulers() else "none",
             "views": self.views,
+            "average_steps": self.average_steps,
             "transforms": type(self.transforms).__name__,
             "batch_size": self.batch_size,
             "samples_per_class": self.samples_per_class,
@@ -426,7 +459,10 @@ class ClassVisualizer(LightningModule):
 
     @override
     def on_train_start(self) -> None:
-        """Hyperparameters are logged once, here, where the optimizer and trainer are known."""
+        """Hyperparameters are logged once, here, where the optimizer and trainer are known. A run
+        resumed from the end of one that averaged its images goes on from its last step's images."""
+        if self.image_average is not None and self.image_average.swapped:
+            self.image_average.swap(self.image)
         for logger in self.loggers:
             logger.log_hyperparams(self.run_summary())
 
@@ -469,7 +505,9 @@ class ClassVisualizer(LightningModule):
         """The optimizer sees the image parameters alone: the classifier is not trained. A
         schedule is handed to Lightning, which saves and restores its state with the checkpoint."""
         if self.optimizer is None:
-            optimizer = torch.optim.AdamW(self.image.parameters(), lr=SEED_LEARNING_RATE, weight_decay=SEED_WEIGHT_DECAY)
+            optimizer = torch.optim.AdamW(
+                self.image.parameters(), lr=SEED_LEARNING_RATE, weight_decay=SEED_WEIGHT_DECAY
+            )
         else:
             optimizer = self.optimizer(self.image.parameters())
         if self.lr_scheduler is None:
@@ -499,5 +537,8 @@ class ClassVisualizer(LightningModule):
         state = checkpoint["state_dict"]
         saved = {state[f"image.{name}"].dtype for name, _ in self.image.named_parameters() if f"image.{name}" in state}
         if len(saved) == 1:
-            self.image.to(dtype=saved.pop())
+            dtype = saved.pop()
+            self.image.to(dtype=dtype)
+            if self.image_average is not None:
+                self.image_average.to(dtype=dtype)
         state.update({f"classifier.{k}": v for k, v in self.classifier.state_dict().items()})

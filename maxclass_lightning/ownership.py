@@ -102,8 +102,16 @@ class ClassOwnership(DDPStrategy):
             result[key] = value
         return result
 
-    def _row_parameters(self) -> dict[str, nn.Parameter]:
-        return {f"image.{name}": p for name, p in self.lightning_module.image.named_parameters()}
+    def _row_parameters(self) -> dict[str, Tensor]:
+        """The module's tensors with one row per image: the images, and their averages if kept."""
+        module = self.lightning_module
+        rows = {f"image.{name}": p for name, p in module.image.named_parameters()}
+        if module.image_average is not None:
+            rows |= {
+                f"image_average.{name}": module.image_average.get_buffer(name)
+                for name in module.image_average.row_names()
+            }
+        return rows
 
     @override
     def lightning_module_state_dict(self) -> dict[str, Any]:

@@ -31,6 +31,8 @@ FIXED_MODEL_SETTINGS = (
     "lr_scheduler",
     "views",
     "exact_view_steps",
+    "average_steps",
+    "average_decay",
     "transforms",
     "regularizer_weights",
     "samples_per_class",

@@ -26,6 +26,8 @@ COMMON = [
     "--trainer.precision=64-true",
     "--model.views=2",
     "--model.transforms=maxclass_lightning.transforms.RandomViews",
+    # The image averaged over the last 2 steps: the averages are gathered and sliced like the images.
+    "--model.average_steps=2",
 ]
 #: float64 rounding only: batched convolutions may sum in another order (measured: 1.2e-12 after
 #: 5 steps on pixels of about 5; float32 rounding would show as 1e-4).

@@ -9,7 +9,7 @@ import torch
 from maxclass_lightning import ClassVisualizer, classifiers
 from maxclass_lightning.images import PixelImage
 from maxclass_lightning.transforms import RandomViews, resized
-from tests.conftest import fit_in_process, tiny_args
+from tests.conftest import fit_in_process, run_dir, tiny_args
 
 
 def test_classifier_stays_in_eval_mode_when_module_trains():
@@ -58,6 +58,28 @@ def test_lr_scheduler_steps_once_per_optimizer_step(tmp_path):
     torch.testing.assert_close(cli.model.image.pixels.detach(), image.detach(), rtol=0, atol=1e-9)
     assert not torch.allclose(constant, image.detach(), rtol=0, atol=1e-3)
     assert cli.trainer.optimizers[0].param_groups[0]["lr"] == scheduler.get_last_lr()[0] == 0.0
+
+
+def test_average_steps_export_the_average_of_the_last_steps(tmp_path):
+    """Averaging the last 2 of 4 steps at decay 0.5: the image after fit (exported, checkpointed)
+    is the plain loop's (step 3 + step 4) / 2, not its last step's image (float64)."""
+    args = ["--model.classes=[259]", "--trainer.precision=64-true", "--model.average_decay=0.5"]
+    cli = fit_in_process(tiny_args(tmp_path, *args, "--model.average_steps=0.5"))
+    network = classifiers.build_classifier("tests.networks:tiny_imagenet_classifier", None, seed=0).double()
+    image = PixelImage([259], 32, seed=0).pixels.detach().double().requires_grad_(True)
+    optimizer = torch.optim.AdamW([image], lr=5.0, weight_decay=0.1)
+    steps = []
+    for _ in range(4):
+        (-network(image)[0, 259]).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        steps.append(image.detach().clone())
+    average = (steps[2] + steps[3]) / 2
+    torch.testing.assert_close(cli.model.image.pixels.detach(), average, rtol=0, atol=1e-9)
+    assert not torch.allclose(cli.model.image.pixels.detach(), steps[3], rtol=0, atol=1e-3)
+    saved = torch.load(run_dir(tmp_path) / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    torch.testing.assert_close(saved["image.pixels"], average, rtol=0, atol=1e-9)
+    torch.testing.assert_close(saved["image_average.pixels"], steps[3], rtol=0, atol=1e-9)
 
 
 def test_fit_leaves_classifier_weights_bitwise_unchanged(in_process_fit):

@@ -23,6 +23,10 @@ RECIPE = [
     "--model.lr_scheduler=torch.optim.lr_scheduler.StepLR",
     "--model.lr_scheduler.step_size=2",
     "--model.lr_scheduler.gamma=0.5",
+    # The image averaged over the last 2 steps: the 3-step checkpoint holds the average as the
+    # image, which a resumed run must trade back for the last step's image to go on.
+    "--model.average_steps=2",
+    "--model.average_decay=0.5",
     "--trainer.precision=64-true",
 ]
 
@@ -51,6 +55,8 @@ CONTRADICTIONS = {
     "lr_scheduler": ("--model.lr_scheduler.gamma=0.9", "model.lr_scheduler.init_args.gamma is 0.9"),
     "views": ("--model.views=3", "model.views is 3"),
     "exact_view_steps": ("--model.exact_view_steps=1", "model.exact_view_steps is 1"),
+    "average_steps": ("--model.average_steps=3", "model.average_steps is 3"),
+    "average_decay": ("--model.average_decay=0.8", "model.average_decay is 0.8"),
     "transforms": ("--model.transforms.rotate=45", "model.transforms.init_args.rotate is 45.0"),
     "regularizer_weights": ("--model.regularizer_weights={l2: 1.0}", "model.regularizer_weights is {'l2': 1.0}"),
     "seed": ("--seed_everything=7", "seed_everything is 7"),

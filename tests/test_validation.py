@@ -102,6 +102,8 @@ BAD: dict[str, tuple[str | None, str | None]] = {
     "model.lr_scheduler": ("5", NOT_A_CLASS),
     "model.views": ("abc", "0"),
     "model.exact_view_steps": ("abc", "1.5"),
+    "model.average_steps": ("abc", "1.5"),
+    "model.average_decay": ("abc", "1.0"),
     "model.transforms": ("5", NOT_A_CLASS),
     "model.regularizer_weights": ("[1]", "{sharpness: 1.0}"),
     "model.batch_size": ("abc", "0"),
