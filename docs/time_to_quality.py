@@ -23,9 +23,12 @@ def draw(curves: dict[str, list[list[float]]], output: Path, judge: str = "Effic
     """One line per recipe: classifier passes per class (steps x views, log scale) against the
     judge's mean probability of the target class, in [0, 1]."""
     figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    for name, points in curves.items():
+    colours = plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2]  # more than 10 lines
+    for index, ((name, points), colour) in enumerate(zip(curves.items(), colours)):
         passes, probability = zip(*sorted(points))
-        axes.plot(passes, probability, marker="o", label=name)
+        # The first entry (the recipe as shipped) as a star on top of the others.
+        style = {"marker": "*", "markersize": 14, "zorder": 5} if index == 0 else {"marker": "o"}
+        axes.plot(passes, probability, label=name, color=colour, **style)
     axes.set_xscale("log", base=2)
     axes.set_xlabel("classifier passes per class (steps x views)")
     axes.set_ylabel(f"{judge}: mean target probability")
