@@ -122,3 +122,26 @@ def test_missing_truncated_or_foreign_checkpoint_is_one_line(checkpoint, capsys,
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"weights": torch.zeros(2)}, foreign)
     assert "not a checkpoint of this app" in fails_cleanly(capsys, tmp_path / "runs", f"--ckpt_path={foreign}")
+
+
+def test_resume_inside_the_averaging_steps_reaches_the_uninterrupted_image(tmp_path):
+    """A checkpoint written inside the averaging steps (step 4 of 6, averaging the last 4) holds
+    the running average, and the resumed run ends where the uninterrupted one does."""
+    recipe = [*RECIPE, "--trainer.max_steps=6", "--model.average_steps=4"]
+    steps = tmp_path / "every-step"
+    every_step = [
+        "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+        f"--trainer.callbacks.dirpath={steps}",
+        "--trainer.callbacks.every_n_train_steps=1",
+        "--trainer.callbacks.save_top_k=-1",
+    ]
+    straight = main(tiny_args(tmp_path / "straight", *recipe, *every_step))
+    (middle,) = steps.glob("*step=4.ckpt")
+    saved = torch.load(middle, weights_only=False)["state_dict"]
+    assert not torch.allclose(saved["image_average.pixels"], saved["image.pixels"])  # a running average
+    resumed = main(tiny_args(tmp_path / "resumed", *recipe, f"--ckpt_path={middle}"))
+    assert resumed.trainer.global_step == 6
+    torch.testing.assert_close(resumed.model.image.pixels, straight.model.image.pixels, rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        resumed.model.image_average.pixels, straight.model.image_average.pixels, rtol=0, atol=1e-12
+    )
