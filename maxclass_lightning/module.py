@@ -198,19 +198,16 @@ class ClassVisualizer(LightningModule):
     def _check_runnable(self) -> None:
         """Fail at construction, before a Trainer writes anything, if the optimizer cannot be built
         or one image cannot go through the views and the classifier."""
-        probe = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
-        if self.optimizer is not None:
-            try:
-                probe = self.optimizer(probe.param_groups[0]["params"])
-            except (ValueError, TypeError) as error:
-                raise ConfigError(f"model.optimizer cannot be built ({error}); fix its init_args") from None
+        parameters = [nn.Parameter(torch.zeros(1))]
+        try:
+            optimizer = self.optimizer(parameters) if self.optimizer else torch.optim.SGD(parameters, lr=1.0)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"model.optimizer cannot be built ({error}); fix its init_args") from None
         if self.lr_scheduler is not None:
             try:
-                self.lr_scheduler(probe)
+                self.lr_scheduler(optimizer)
             except (ValueError, TypeError, KeyError) as error:
-                raise ConfigError(
-                    f"model.lr_scheduler cannot be built ({error}); fix its init_args, e.g. T_max: the run's max_steps"
-                ) from None
+                raise ConfigError(f"model.lr_scheduler cannot be built ({error}); fix its init_args") from None
         work = torch.zeros(1, 2, dtype=torch.long)
         try:
             with torch.no_grad():
@@ -311,11 +308,7 @@ class ClassVisualizer(LightningModule):
 
     def _scores_exact_views(self) -> bool:
         """Whether this step is one of the last ``exact_view_steps`` of the run."""
-        return self._in_last_steps(self.exact_view_steps)
-
-    def _in_last_steps(self, steps: int | float) -> bool:
-        """Whether this step is one of the run's last ``steps`` (a count, or a fraction of ``max_steps``)."""
-        return self.global_step >= self._first_of_last(steps)
+        return self.global_step >= self._first_of_last(self.exact_view_steps)
 
     def _first_of_last(self, steps: int | float) -> float:
         """The first step of the run's last ``steps``; infinite for none."""
@@ -444,7 +437,7 @@ class ClassVisualizer(LightningModule):
             "optimizer": type(optimizer).__name__,
             "lr": group["lr"],
             "weight_decay": group.get("weight_decay", 0.0),
-            "lr_scheduler": type(self.lr_schedulers()).__name__ if self.lr_schedulers() else "none",
+            "lr_scheduler": type(self.lr_schedulers()).__name__ if self.lr_scheduler else "none",
             "views": self.views,
             "average_steps": self.average_steps,
             "transforms": type(self.transforms).__name__,

@@ -102,7 +102,7 @@ class ClassOwnership(DDPStrategy):
             result[key] = value
         return result
 
-    def _row_parameters(self) -> dict[str, Tensor]:
+    def _row_tensors(self) -> dict[str, Tensor]:
         """The module's tensors with one row per image: the images, and their averages if kept."""
         module = self.lightning_module
         rows = {f"image.{name}": p for name, p in module.image.named_parameters()}
@@ -116,7 +116,7 @@ class ClassOwnership(DDPStrategy):
     @override
     def lightning_module_state_dict(self) -> dict[str, Any]:
         counts = self.lightning_module.row_counts
-        return self._gathered(self.lightning_module.state_dict(), set(self._row_parameters()), counts)
+        return self._gathered(self.lightning_module.state_dict(), set(self._row_tensors()), counts)
 
     @override
     def optimizer_state(self, optimizer: Optimizer) -> dict[str, Tensor]:
@@ -136,7 +136,7 @@ class ClassOwnership(DDPStrategy):
     def load_model_state_dict(self, checkpoint: dict[str, Any], strict: bool = True) -> None:
         rows = self.lightning_module.owned_rows
         state = dict(checkpoint["state_dict"])
-        for key in self._row_parameters():
+        for key in self._row_tensors():
             if key in state:
                 state[key] = state[key][rows.start : rows.stop]
         self.lightning_module.load_state_dict(state, strict=strict)

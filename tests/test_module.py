@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torchvision.io import read_image
 
 from maxclass_lightning import ClassVisualizer, classifiers
 from maxclass_lightning.images import PixelImage
@@ -80,6 +81,11 @@ def test_average_steps_export_the_average_of_the_last_steps(tmp_path):
     saved = torch.load(run_dir(tmp_path) / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     torch.testing.assert_close(saved["image.pixels"], average, rtol=0, atol=1e-9)
     torch.testing.assert_close(saved["image_average.pixels"], steps[3], rtol=0, atol=1e-9)
+    # The PNG is the average through the display pipeline, read back from disk (8-bit rounding).
+    png = read_image(str(run_dir(tmp_path) / "images" / "259_pomeranian.png")).double() / 255
+    for image, exported in ((average, True), (steps[3], False)):
+        picture = cli.model.display(image.float()).double()[0]
+        assert torch.allclose(png, picture, rtol=0, atol=1 / 255 + 1e-6) == exported
 
 
 def test_fit_leaves_classifier_weights_bitwise_unchanged(in_process_fit):

@@ -82,10 +82,9 @@ def test_judge_reads_the_pictures(transfer):
     """The judge was never optimized against. Measured at these 64 passes: Lite1 judging Lite0's
     pictures 0.49 (goldfish 0.69, Granny Smith 0.29), Lite0 judging Lite1's 0.93 (0.88 and
     0.97); before the averaged export, 0.75 and 0.64; at amplitude decay 1.5 without the exact
-    views, 0.23 and 0.73; with the recipe's
-    earlier colour shift of 0.1, 0.55 and 0.66. The previous recipe
-    (decay 1.0, contrast 1.7, lr 0.05) reached 0.037 and 0.003 here; a random picture scores
-    about 0.001."""
+    views, 0.23 and 0.73; with the recipe's earlier colour shift of 0.1, 0.55 and 0.66. The
+    previous recipe (decay 1.0, contrast 1.7, lr 0.05) reached 0.037 and 0.003 here; a random
+    picture scores about 0.001."""
     _, judged, _ = transfer
     assert mean_probability(judged) >= 0.1
     assert min(score.rank for score in judged) == 1
