@@ -19,9 +19,14 @@ from torch.nn import functional as F
 from torchvision.transforms.functional import adjust_sharpness, to_pil_image
 from torchvision.utils import make_grid, save_image
 
+from maxclass_lightning.errors import is_number, require
+
 #: The seed's display settings.
 SEED_UPSAMPLE = 2.0
 SEED_SHARPNESS = 0.0
+
+#: Largest ``upsample``: a 256-px image at 16x is already a 4096-px picture.
+MAX_UPSAMPLE = 16.0
 
 #: Grid tiles are shrunk so that a grid of many classes stays a viewable size (pixels per side).
 GRID_MAX_SIDE = 4096
@@ -47,6 +52,21 @@ class Display:
     upsample: float = SEED_UPSAMPLE
     sharpness: float | None = SEED_SHARPNESS
     rescale: Literal["minmax", "clamp"] = "minmax"
+
+    def __post_init__(self) -> None:
+        require(
+            is_number(self.upsample, 0, MAX_UPSAMPLE, above=True),
+            "Display.upsample",
+            self.upsample,
+            "a positive scale factor up to 16, e.g. 2 (1: none)",
+        )
+        require(
+            self.sharpness is None or is_number(self.sharpness, 0),
+            "Display.sharpness",
+            self.sharpness,
+            "a non-negative sharpness factor (0: smooth) or null",
+        )
+        require(self.rescale in ("minmax", "clamp"), "Display.rescale", self.rescale, "minmax or clamp")
 
     @torch.no_grad()
     def __call__(self, images: Tensor) -> Tensor:

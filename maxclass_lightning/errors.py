@@ -1,4 +1,11 @@
-"""The exceptions that reach the user as a one-line message instead of a traceback."""
+"""The exceptions that reach the user as a one-line message instead of a traceback, and the one
+way options check their ranges: where the option is defined, so the command line, a YAML file and
+the Python API all get the same message."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -8,3 +15,27 @@ class ConfigError(ValueError):
 class RunError(RuntimeError):
     """A run that could not finish (exit code 1), its finished work already saved; the message
     says what happened, where the work is, and what to change."""
+
+
+def require(valid: bool, option: str, value: Any, expected: str) -> None:
+    """``ConfigError("<option> is <value>; give <expected>")`` unless ``valid``."""
+    if not valid:
+        raise ConfigError(f"{option} is {value!r}; give {expected}")
+
+
+def is_number(value: Any, low: float = -math.inf, high: float = math.inf, above: bool = False) -> bool:
+    """A finite int or float (not a bool) in [low, high], or in (low, high] with ``above``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    return (value > low if above else value >= low) and value <= high
+
+
+def is_count(value: Any, low: int = 0) -> bool:
+    """A whole number (not a bool), at least ``low``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def is_zoom_range(value: Any, high: float = math.inf) -> bool:
+    """Two finite factors, the smaller first: ``0 < value[0] <= value[1] <= high``."""
+    pair = isinstance(value, (list, tuple)) and len(value) == 2 and all(is_number(v) for v in value)
+    return pair and 0 < value[0] <= value[1] <= high

@@ -16,7 +16,11 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from maxclass_lightning.errors import ConfigError, is_number, require
 from maxclass_lightning.seeding import generator
+
+#: Largest ``saturation``: ten times ImageNet's colour is already far past any photograph's.
+MAX_SATURATION = 10.0
 
 
 def sample_numbers(classes: Sequence[int]) -> list[int]:
@@ -95,9 +99,17 @@ class SpectralImage(ClassImages):
         self, classes: Sequence[int], size: int, seed: int, decorrelate: bool = True, saturation: float = 1.0
     ) -> None:
         super().__init__(classes, size, seed)
+        name = type(self).__name__
+        require(
+            is_number(saturation, 0, MAX_SATURATION),
+            f"{name}.saturation",
+            saturation,
+            "a colour factor from 0 (grey) to 10, e.g. 1.0",
+        )
         if saturation != 1.0 and not decorrelate:
-            raise ValueError(
-                f"saturation {saturation} scales the decorrelated colour basis; set decorrelate true or saturation 1"
+            raise ConfigError(
+                f"{name}.saturation is {saturation}, which scales the decorrelated colour basis; "
+                "set decorrelate true or saturation 1"
             )
         self.decorrelate = decorrelate
         # Side of the rendered canvas, and the border cut from each side of it, pixels.
@@ -154,6 +166,11 @@ class FourierImage(SpectralImage):
         saturation: float = 1.0,
     ) -> None:
         super().__init__(classes, size, seed, decorrelate, saturation)
+        require(is_number(decay, 0), "FourierImage.decay", decay, "a non-negative exponent, e.g. 1.0")
+        require(
+            is_number(init_std, 0), "FourierImage.init_std", init_std, "a non-negative standard deviation, e.g. 0.01"
+        )
+        require(is_number(gain, 0, above=True), "FourierImage.gain", gain, "a positive factor, e.g. 0.25")
         # The gain is folded into the frequency scale: the inverse FFT is linear.
         scale = self.frequencies(size).clamp_min(1.0 / size) ** -decay * gain
         self.register_buffer("frequency_scale", scale, persistent=False)
@@ -194,11 +211,6 @@ class PhaseImage(SpectralImage):
             one it can park it out of the picture.
         saturation: factor on the colour-opponent part of the colour mix (``SpectralImage``): above
             1, more colourful pictures at the same brightness contrast.
-        phase_rate: exponent of how a frequency's phase step falls with frequency: the optimized
-            parameter is the phase over ``(f / f_lowest)^-phase_rate``, so that with Adam, whose
-            step is about ``lr`` whatever the gradient's size, a phase at frequency ``f`` moves by
-            about ``lr * (f / f_lowest)^-phase_rate`` radians a step. 0: every phase moves alike,
-            the finest texture as fast as the largest shape.
     """
 
     def __init__(
@@ -211,9 +223,21 @@ class PhaseImage(SpectralImage):
         decorrelate: bool = True,
         margin: float = 0.0,
         saturation: float = 1.0,
-        phase_rate: float = 0.0,
     ) -> None:
         super().__init__(classes, size, seed, decorrelate, saturation)
+        require(is_number(decay, 0), "PhaseImage.decay", decay, "a non-negative exponent, e.g. 1.0")
+        require(
+            is_number(contrast, 0, above=True),
+            "PhaseImage.contrast",
+            contrast,
+            "a positive standard deviation, e.g. 1.7",
+        )
+        require(
+            is_number(margin, 0) and margin < 1,
+            "PhaseImage.margin",
+            margin,
+            "a fraction of the side in [0, 1), e.g. 0.125",
+        )
         self.border = round(size * margin)
         self.canvas = canvas = size + 2 * self.border
         amplitude = self.frequencies(canvas).clamp_min(1.0 / canvas) ** -decay
@@ -228,16 +252,11 @@ class PhaseImage(SpectralImage):
             weights[:, -1] = 1.0
         energy = (weights * amplitude.square()).sum() / canvas**2
         self.register_buffer("amplitude", amplitude * contrast / energy.sqrt(), persistent=False)
-        rate = (self.frequencies(canvas).clamp_min(1.0 / canvas) * canvas) ** -phase_rate
-        self.register_buffer("phase_scale", rate, persistent=False)
         shape = (3, canvas, canvas // 2 + 1)
-        initial = [(torch.rand(shape, generator=stream) * 2 - 1) * torch.pi / rate for stream in self.generators()]
+        initial = [(torch.rand(shape, generator=stream) * 2 - 1) * torch.pi for stream in self.generators()]
+        #: the Fourier phases of the images, radians
         self.phase = nn.Parameter(stack_images(initial, shape))
 
-    def phases(self, positions: Tensor | slice = slice(None)) -> Tensor:
-        """The Fourier phases of these classes, radians (the parameter times the phase scale)."""
-        return self.phase[positions] * self.phase_scale
-
     def spectrum(self, positions: Tensor) -> Tensor:
-        phase = self.phases(positions)
+        phase = self.phase[positions]
         return torch.polar(self.amplitude.expand_as(phase), phase)

@@ -1,7 +1,8 @@
 """Optional per-image penalties added to the loss, each a mean over one image's pixels.
 
 Each image's penalty depends on that image alone, so the gradients of different classes stay
-independent. The seed's own L2 term is AdamW's weight decay; ``l2`` here is the explicit form.
+independent. The seed's own L2 term is AdamW's weight decay (``model.optimizer``), so it has no
+penalty of its own here.
 """
 
 from __future__ import annotations
@@ -10,12 +11,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from maxclass_lightning.errors import ConfigError
-
-
-def l2(images: Tensor) -> Tensor:
-    """Mean squared pixel value per image, ``[K]``."""
-    return images.square().mean(dim=(1, 2, 3))
+from maxclass_lightning.errors import ConfigError, is_number, require
 
 
 def total_variation(images: Tensor) -> Tensor:
@@ -32,7 +28,7 @@ def blur(images: Tensor) -> Tensor:
     return (images - smoothed).square().mean(dim=(1, 2, 3))
 
 
-PENALTIES = {"l2": l2, "total_variation": total_variation, "blur": blur}
+PENALTIES = {"total_variation": total_variation, "blur": blur}
 
 
 def check(weights: dict[str, float]) -> dict[str, float]:
@@ -42,6 +38,8 @@ def check(weights: dict[str, float]) -> dict[str, float]:
         raise ConfigError(
             f"unknown regularizer {', '.join(unknown)} in model.regularizer_weights; use {', '.join(PENALTIES)}"
         )
+    for name, weight in weights.items():
+        require(is_number(weight), f"model.regularizer_weights.{name}", weight, "a finite weight, e.g. 0.1 (0: off)")
     return {name: float(weight) for name, weight in weights.items() if weight}
 
 

@@ -15,16 +15,37 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from typing_extensions import override
 
+from maxclass_lightning.errors import is_count, is_number, is_zoom_range, require
 from maxclass_lightning.seeding import keyed_uniform
 
 #: Draws of a view's keyed stream: the first four set its warp (angle, zoom, shift x, shift y),
-#: the next six its colour (a contrast factor, then a shift, per channel), the next its blur, the
-#: rest its noise, one per pixel. ``keyed_uniform``'s draw ``i`` does not depend on how many are
-#: taken, so adding colour and blur left the warps unchanged.
+#: the next six its colour (a contrast factor, then a shift, per channel), draw 10 is unused (a
+#: view blur drew it once: docs/lab-notes.md), the rest are its noise, one per pixel.
+#: ``keyed_uniform``'s draw ``i`` does not depend on how many are taken, so each addition left the
+#: earlier draws unchanged, and every stream is as it was.
 AFFINE_DRAWS = 4
 COLOR_DRAWS = 6
-BLUR_DRAWS = 1
-NOISE_START = AFFINE_DRAWS + COLOR_DRAWS + BLUR_DRAWS
+NOISE_START = AFFINE_DRAWS + COLOR_DRAWS + 1
+
+#: Largest ``color_shift``: e^10 contrast already turns any view into saturated blocks.
+MAX_COLOR_SHIFT = 10.0
+
+
+def check_view_options(name: str, color_shift: float, noise: float, output_size: int | None) -> None:
+    """The options every kind of view shares, checked where they are defined."""
+    require(
+        is_number(color_shift, 0, MAX_COLOR_SHIFT),
+        f"{name}.color_shift",
+        color_shift,
+        "a non-negative shift, e.g. 0.1 (0: off)",
+    )
+    require(is_number(noise, 0, 1), f"{name}.noise", noise, "a noise level in [0, 1], e.g. 0.05 (0: none)")
+    require(
+        output_size is None or is_count(output_size, 1),
+        f"{name}.output_size",
+        output_size,
+        "the classifier's input side in pixels, e.g. 224, or null",
+    )
 
 
 class RandomViews(nn.Module):
@@ -44,9 +65,6 @@ class RandomViews(nn.Module):
             per-channel contrast factor (Plug-In Inversion's ColorShift, Ghiasi et al. 2022):
             ``(x - fill) * exp(U(-c, c)) + fill + U(-c, c)``. A class cannot then hang on one exact
             colour balance, which another network need not share; 0 turns it off.
-        blur: largest standard deviation of a Gaussian blur of the view, in view pixels (each view
-            draws one uniformly from [0, blur]); the class has to be in shapes a blur keeps, not
-            only in the finest texture; 0 turns it off.
         noise: standard deviation of uniform noise added to each view pixel, in image units; the
             class cannot hang on pixel-exact values; 0 turns it off.
         output_size: side of the views in pixels, the classifier's input size; null keeps the
@@ -61,20 +79,27 @@ class RandomViews(nn.Module):
         rotate: float = 10.0,
         fill: float = 0.5,
         color_shift: float = 0.0,
-        blur: float = 0.0,
         noise: float = 0.0,
         output_size: int | None = None,
     ) -> None:
         super().__init__()
-        if scale[0] <= 0 or scale[1] < scale[0]:
-            raise ValueError(f"scale range {scale} must be positive and increasing, e.g. [0.9, 1.1]")
+        name = type(self).__name__
+        require(is_number(pad, 0, 1), f"{name}.pad", pad, "a fraction of the side in [0, 1], e.g. 0.05")
+        require(is_number(jitter, 0, 1), f"{name}.jitter", jitter, "a fraction of the side in [0, 1], e.g. 0.05")
+        require(
+            is_zoom_range(scale), f"{name}.scale", scale, "two positive zoom factors, smallest first, e.g. [0.9, 1.1]"
+        )
+        require(
+            is_number(rotate, 0, 180), f"{name}.rotate", rotate, "a largest angle in degrees from 0 to 180, e.g. 10"
+        )
+        require(is_number(fill), f"{name}.fill", fill, "a finite value, e.g. 0.5")
+        check_view_options(name, color_shift, noise, output_size)
         self.pad = pad
         self.jitter = jitter
         self.scale = scale
         self.rotate = rotate
         self.fill = fill
         self.color_shift = color_shift
-        self.blur = blur
         self.noise = noise
         self.output_size = output_size
 
@@ -105,38 +130,13 @@ class RandomViews(nn.Module):
         if self.color_shift:
             factor, shift = (t.to(device=images.device, dtype=images.dtype) for t in self.color(keys))
             views = views * factor + shift
-        if self.blur:
-            views = self.blurred(views, keys)
         if self.noise:
             views = views + self.noise_of(views, keys)
         return views + self.fill
 
-    def blurred(self, views: Tensor, keys: Tensor) -> Tensor:
-        """Each view blurred by its own Gaussian, one separable grouped convolution for the batch.
-
-        Written by hand because torchvision's ``gaussian_blur`` takes one sigma per call; here
-        every view has its own. Edge padding: the blur brings in nothing from outside the view.
-        """
-        sigma = self.blur * keyed_uniform(keys, NOISE_START)[:, NOISE_START - BLUR_DRAWS]
-        radius = max(1, math.ceil(3 * self.blur))
-        offsets = torch.arange(-radius, radius + 1, dtype=torch.float64, device=sigma.device)
-        # sigma 0 is the identity: a floor keeps the kernel finite, a delta in effect.
-        kernel = torch.exp(-0.5 * (offsets / sigma.clamp_min(1e-3)[:, None]) ** 2)
-        kernel = (kernel / kernel.sum(1, keepdim=True)).to(device=views.device, dtype=views.dtype)
-        count, channels, height, width = views.shape
-        weight = kernel.repeat_interleave(channels, 0)[:, None, :]  # [K * 3, 1, taps]
-        flat = views.reshape(1, count * channels, height, width)
-        flat = F.conv2d(
-            F.pad(flat, (radius, radius, 0, 0), mode="replicate"), weight[:, :, None, :], groups=count * channels
-        )
-        flat = F.conv2d(
-            F.pad(flat, (0, 0, radius, radius), mode="replicate"), weight[:, :, :, None], groups=count * channels
-        )
-        return flat.view_as(views)
-
     def noise_of(self, views: Tensor, keys: Tensor) -> Tensor:
         """Uniform noise of standard deviation ``noise`` for each view, from the view's own keyed
-        draws (after the warp's, the colour's and the blur's): the same on any device."""
+        draws (from ``NOISE_START`` on): the same on any device."""
         count = views[0].numel()
         uniform = keyed_uniform(keys, NOISE_START + count)[:, NOISE_START:]
         return (uniform.to(device=views.device, dtype=views.dtype).view_as(views) - 0.5) * (self.noise * math.sqrt(12))
@@ -177,10 +177,12 @@ class CropViews(RandomViews):
             noise=noise,
             output_size=output_size,
         )
-        if not 0 < box[0] <= box[1] <= 1:
-            raise ValueError(
-                f"box range {box} must be increasing fractions of the canvas side in (0, 1], e.g. [0.25, 0.5]"
-            )
+        require(
+            is_zoom_range(box, high=1),
+            "CropViews.box",
+            box,
+            "two fractions of the canvas side in (0, 1], smallest first, e.g. [0.25, 0.5]",
+        )
         self.box = box
 
     @override
@@ -199,6 +201,7 @@ class Resize(nn.Module):
 
     def __init__(self, output_size: int | None = None) -> None:
         super().__init__()
+        check_view_options("Resize", 0.0, 0.0, output_size)
         self.output_size = output_size
 
     def forward(self, images: Tensor, keys: Tensor) -> Tensor:

@@ -121,4 +121,4 @@ def test_quality_recipe_phases_do_not_collapse(tmp_path):
             "--model.views=2",
         ]
     )
-    assert cli.model.image.phases().abs().mean().item() > 0.8 * math.pi / 2
+    assert cli.model.image.phase.abs().mean().item() > 0.8 * math.pi / 2

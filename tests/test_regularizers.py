@@ -13,7 +13,6 @@ def test_flat_images_have_no_total_variation_or_blur_penalty():
     flat = torch.full((2, 3, 8, 8), 0.3)
     assert torch.equal(regularizers.total_variation(flat), torch.zeros(2))
     assert torch.allclose(regularizers.blur(flat), torch.zeros(2))
-    torch.testing.assert_close(regularizers.l2(flat), torch.full((2,), 0.09))
 
 
 def test_noise_costs_more_than_smooth_images():
@@ -25,12 +24,19 @@ def test_noise_costs_more_than_smooth_images():
 
 def test_weighted_penalty_is_per_image():
     images = torch.rand(3, 3, 8, 8)
-    weights = {"l2": 0.5, "total_variation": 2.0}
+    weights = {"blur": 0.5, "total_variation": 2.0}
     together = regularizers.weighted(images, weights)
     assert together.shape == (3,)
     torch.testing.assert_close(regularizers.weighted(images[1:2], weights), together[1:2])
 
 
 def test_unknown_regularizer_name_fails_clearly():
-    with pytest.raises(ConfigError, match=r"unknown regularizer tv in model\.regularizer_weights; use l2"):
-        regularizers.check({"tv": 1.0})
+    with pytest.raises(
+        ConfigError, match=r"unknown regularizer l2, tv in model\.regularizer_weights; use total_variation, blur"
+    ):
+        regularizers.check({"tv": 1.0, "l2": 0.1})
+
+
+def test_a_non_finite_weight_is_refused():
+    with pytest.raises(ConfigError, match=r"model\.regularizer_weights\.blur is nan; give a finite weight"):
+        regularizers.check({"blur": float("nan")})

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from maxclass_lightning.errors import ConfigError
+from maxclass_lightning.seeding import keyed_uniform
 from maxclass_lightning.transforms import CropViews, RandomViews, Resize
 
 
@@ -108,22 +111,9 @@ def test_crop_noise_has_the_set_spread():
 STILL = dict(pad=0, jitter=0, scale=(1, 1), rotate=0)
 
 
-def test_blur_smooths_each_view_by_its_own_amount_and_keeps_flat_images_flat():
-    noise = torch.rand(8, 3, 32, 32, dtype=torch.float64)
-    view_keys = keys(*[[0, 1, view, 0] for view in range(8)])
-    blurred = RandomViews(**STILL, blur=2.0)(noise, view_keys)
-    # A blur keeps the mean and lowers the spread of white noise; each view drew its own sigma.
-    torch.testing.assert_close(blurred.mean((1, 2, 3)), noise.mean((1, 2, 3)), rtol=0, atol=0.01)
-    spread = blurred.std((1, 2, 3))
-    assert (spread < noise.std((1, 2, 3)) + 1e-9).all()
-    assert spread.max() - spread.min() > 0.05
-    flat = torch.full((2, 3, 16, 16), 0.3, dtype=torch.float64)
-    torch.testing.assert_close(RandomViews(**STILL, blur=2.0)(flat, view_keys[:2]), flat, rtol=0, atol=1e-12)
-
-
-def test_blur_and_noise_depend_only_on_the_view_key():
+def test_noise_depends_only_on_the_view_key():
     images = torch.rand(3, 3, 24, 24)
-    transform = RandomViews(rotate=20, color_shift=0.1, blur=1.5, noise=0.05, output_size=16)
+    transform = RandomViews(rotate=20, color_shift=0.1, noise=0.05, output_size=16)
     batch_keys = keys([0, 1, 0, 5], [0, 259, 0, 5], [0, 259, 1, 5])
     batch = transform(images, batch_keys)
     torch.testing.assert_close(transform(images[1:2], batch_keys[1:2])[0], batch[1], rtol=0, atol=1e-6)
@@ -138,3 +128,29 @@ def test_view_noise_has_the_set_spread_and_leaves_the_warp_unchanged():
     noisy = RandomViews(rotate=30, noise=0.05)(images, keys([0, 1, 0, 0]))
     assert abs((noisy - plain).std().item() - 0.05) < 0.005
     assert (noisy - plain).abs().max() <= 0.05 * 3**0.5 + 1e-9  # uniform noise: bounded by sqrt(3) std
+
+
+def test_noise_is_drawn_from_the_view_streams_draws_from_eleven_on():
+    """Draw 10 stays unused, so every noise stream is the one earlier pictures were made with."""
+    flat = torch.full((2, 3, 4, 4), 0.5, dtype=torch.float64)
+    view_keys = keys([0, 1, 0, 3], [0, 2, 1, 3])
+    noisy = RandomViews(**STILL, noise=0.1, output_size=4)(flat, view_keys)
+    uniform = keyed_uniform(view_keys, 11 + 48)[:, 11:].view(2, 3, 4, 4)
+    torch.testing.assert_close(noisy - 0.5, (uniform - 0.5) * 0.1 * 12**0.5, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kind", "option", "value"),
+    [
+        (RandomViews, "scale", (1.5, 0.5)),
+        (RandomViews, "rotate", 200.0),
+        (RandomViews, "noise", float("inf")),
+        (RandomViews, "pad", -0.1),
+        (CropViews, "box", (0.5, 1.5)),
+        (CropViews, "output_size", 0),
+        (Resize, "output_size", -3),
+    ],
+)
+def test_an_out_of_range_view_option_is_refused_where_it_is_defined(kind, option, value):
+    with pytest.raises(ConfigError, match=rf"^{kind.__name__}\.{option} is "):
+        kind(**{option: value})
