@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The GPU check in one go: CUDA tests, benchmark table (VGG16, 256 px, batch 1/64/256, fp32 and
-# bf16, NCHW and NHWC, TFLOP/s against the chip's peak), the atlas time (configs/atlas.yaml with
-# random VGG16 weights, export included) and a run on all visible GPUs. About 8 minutes at most;
-# writes OUT/report.md and OUT/report.json after every stage, prints the report, exits 0 (also
-# without a GPU, where it says so).
+# The GPU check in one go (tools/device_check.py): CUDA tests, benchmark table (VGG16, 256 px,
+# batch 1/64/256, fp32 and bf16, NCHW and NHWC, TFLOP/s against the chip's peak), the atlas time
+# (configs/atlas.yaml with random VGG16 weights, export included) and a run on all visible GPUs.
+# About 8 minutes at most; writes OUT/report.md and OUT/report.json after every stage, prints the
+# report, exits 0 (also without a GPU, where it says so).
 #
 #   scripts/device-check.sh OUT
 set -u
@@ -46,7 +46,7 @@ if [ -n "$(echo "${absent/pytest/}" | tr -d ' ')" ]; then  # all but pytest are 
 fi
 
 # The check keeps its own time boxes (450 s); this is the backstop.
-timeout -k 10 480 "$PYTHON" -m maxclass_lightning.benchmark --device-check "$OUT"
+timeout -k 10 480 "$PYTHON" -m tools.device_check "$OUT"
 status=$?
 if [ "$status" -ne 0 ]; then
   printf '\n**The check itself ended with exit %s** (124: stopped at 480 s); the stages above are complete.\n' \

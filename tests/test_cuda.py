@@ -128,9 +128,9 @@ def test_two_gpus_own_their_classes_and_match_one_gpu(tmp_path):
         torch.testing.assert_close(runs["two"][index], runs["one"][index], **EXACT)
 
 
-def test_blurred_noisy_views_on_cuda_equal_the_cpus():
-    """Blur and noise draw from keys on the views' device (the module's work items live there)."""
-    views = RandomViews(rotate=20, color_shift=0.1, blur=1.5, noise=0.05, output_size=16)
+def test_noisy_views_on_cuda_equal_the_cpus():
+    """Warps, colour and noise draw from keys on the views' device (the module's work items live there)."""
+    views = RandomViews(rotate=20, color_shift=0.1, noise=0.05, output_size=16)
     images = torch.rand(3, 3, 24, 24, dtype=torch.float64)
     keys = torch.tensor([[0, 1, 0, 5], [0, 259, 0, 5], [0, 259, 1, 5]])
     on_cuda = views(images.cuda(), keys.cuda())

@@ -1,6 +1,6 @@
 """What a periodic checkpoint costs a run's steps: a 1000-class run at 256 px, saved every few steps.
 
-    python scripts/checkpoint_cost.py [--classes 1000] [--size 256] [--steps 12] [--every 4]
+    python -m tools.checkpoint_cost [--classes 1000] [--size 256] [--steps 12] [--every 4]
 
 The checkpoint's size and cost depend on the images and their optimizer state (1000 x 3 x 256 x
 256 float32 values, three times: pixels and Adam's two moments), not on the classifier, so a tiny
