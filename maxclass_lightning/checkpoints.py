@@ -1,34 +1,43 @@
-"""Keeping a run's work: periodic atomic checkpoints, a checkpoint on Ctrl-C or SIGTERM, and what a
-checkpoint says about the run it came from (for resuming).
+"""Keeping a run's work: periodic atomic checkpoints, a checkpoint on Ctrl-C or SIGTERM, and reading
+a checkpoint back without running anything it holds.
 
 A run killed without warning (SIGKILL, the out-of-memory killer, a preempted VM, a cluster's hard
 time limit) loses at most one checkpoint interval and the write in flight (a background write is
 done once the next save begins): ``checkpoints/last.ckpt`` is rewritten every ``every_n_minutes``
 (and/or ``every_n_steps``) and at the end, each time into a sibling temporary file that replaces it
 in one ``os.replace``, so the file on disk is always a complete checkpoint.
+
+Checkpoints get shared (a colleague's run, a file from an issue thread), and a pickle can name any
+function to call. So every checkpoint this app reads, its own resumes included, is read with
+``torch.load(weights_only=True)``: tensors and plain values only. The app's checkpoints hold
+nothing else, so no type is added to torch's allowed globals.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
+import pickle
+import re
 import signal
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.utilities.apply_func import apply_to_collection
-from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from typing_extensions import override
+
+from maxclass_lightning.errors import ConfigError
+from maxclass_lightning.steps import is_log_step
 
 #: Default wall-clock interval between checkpoints: a killed run loses at most this much work and
 #: the time one write takes.
@@ -39,6 +48,22 @@ LAST_CHECKPOINT = "last.ckpt"
 
 #: Errors that mean the disk (or the user's quota) is full.
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def load(path: str | Path, name: str = "checkpoint", **options: Any) -> Any:
+    """``torch.load(path, weights_only=True, **options)``; a file whose pickle asks for anything but
+    tensors and plain values is refused with a one-line ``ConfigError`` naming what it asked for
+    (``name``: how the message calls the file, e.g. ``ckpt_path``). Other errors pass through."""
+    try:
+        return torch.load(path, weights_only=True, **options)
+    except pickle.UnpicklingError as error:
+        asked = re.search(r"GLOBAL (\S+)", str(error))
+        if asked is None:
+            raise
+        raise ConfigError(
+            f"{name} {str(path)!r} asks to run Python code ({asked.group(1)}), and this app runs none from a "
+            "file: pass a checkpoint this app wrote"
+        ) from None
 
 
 def run_directory(trainer: Trainer) -> Path:
@@ -63,7 +88,8 @@ def is_disk_full(error: BaseException) -> bool:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` into ``<path>.partial`` beside the target, flushed to disk, then ``os.replace``.
+    """``torch.save`` into ``<path>.partial`` beside the target, flushed to disk, then ``os.replace``;
+    loading is always ``weights_only`` (``load``), whatever the caller asks.
 
     Written by hand because Lightning's own atomic save stages the file in the system temporary
     folder and moves it: across file systems that move is a copy, which a kill or a full disk can
@@ -72,7 +98,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """
 
     @override
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")
@@ -85,6 +111,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
+
+    @override
+    def load_checkpoint(self, path: str | Path, map_location: Any = "cpu", weights_only: bool | None = None) -> dict:
+        """``fit --ckpt_path`` and ``trainer.fit(ckpt_path=...)`` read through here: never unpickled
+        with ``weights_only=False``, even when asked (Lightning passes the caller's choice)."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"Checkpoint file not found: {path}")
+        return load(path, "ckpt_path", map_location=map_location)
 
 
 class BackgroundCheckpointIO(AtomicCheckpointIO):
@@ -104,7 +138,7 @@ class BackgroundCheckpointIO(AtomicCheckpointIO):
         self._pending: Future | None = None
 
     @override
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         self.wait()
         copy = apply_to_collection(checkpoint, torch.Tensor, lambda t: t.detach().to("cpu", copy=True))
         if self._executor is None:
@@ -127,6 +161,15 @@ class BackgroundCheckpointIO(AtomicCheckpointIO):
                 self._executor = None
 
 
+def use_app_checkpoint_io(trainer: Trainer, background: bool = False) -> None:
+    """Give the Trainer the app's checkpoint plugin (atomic writes, loads that run no code) in place
+    of Lightning's default one; ``background``: the background writer. A plugin the user
+    configured is left alone."""
+    io = trainer.strategy.checkpoint_io
+    if type(io) is TorchCheckpointIO or (background and type(io) is AtomicCheckpointIO):
+        trainer.strategy.checkpoint_io = BackgroundCheckpointIO() if background else AtomicCheckpointIO()
+
+
 def wait_for_checkpoints(trainer: Trainer) -> None:
     """Block until every checkpoint this process asked for is on disk (raising a write's error)."""
     io = trainer.strategy.checkpoint_io
@@ -142,6 +185,10 @@ class PeriodicCheckpoint(ModelCheckpoint):
     rebuilt from the hyperparameters). ``fit --ckpt_path <run>/checkpoints/last.ckpt`` continues a
     killed run to the same final images as an uninterrupted one.
 
+    A ``ModelCheckpoint`` only so that it takes the place of the one the Trainer adds by itself;
+    that class's own saving is switched off (no top-k, no last, no epochs): it ignores its time
+    interval under manual optimization, and would agree on the time at every step (a collective).
+
     Args:
         every_n_minutes: wall-clock minutes between checkpoints (``CHECKPOINT_MINUTES``); null: none
             on time. All processes follow rank 0's clock.
@@ -156,60 +203,64 @@ class PeriodicCheckpoint(ModelCheckpoint):
         every_n_steps: int | None = None,
         background: bool = True,
     ) -> None:
-        interval = timedelta(minutes=every_n_minutes) if every_n_minutes is not None else None
-        super().__init__(save_top_k=0, save_last=True, train_time_interval=interval, enable_version_counter=False)
+        if every_n_minutes is not None and not (math.isfinite(every_n_minutes) and every_n_minutes > 0):
+            raise ConfigError(
+                f"PeriodicCheckpoint.every_n_minutes is {every_n_minutes}; give a positive number of minutes, "
+                "e.g. 10, or null"
+            )
+        if every_n_steps is not None and (isinstance(every_n_steps, bool) or every_n_steps < 1):
+            raise ConfigError(
+                f"PeriodicCheckpoint.every_n_steps is {every_n_steps}; give a positive number of steps, e.g. 100, "
+                "or null"
+            )
+        super().__init__(save_top_k=0, every_n_epochs=0)
         self.every_n_minutes = every_n_minutes
         self.every_n_steps = every_n_steps
         self.background = background
+        self.saved_at = time.monotonic()
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
-        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # leave a user's own plugin alone
-            trainer.strategy.checkpoint_io = BackgroundCheckpointIO() if self.background else AtomicCheckpointIO()
+        use_app_checkpoint_io(trainer, self.background)
 
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._last_time_checked = time.monotonic()  # the first interval counts from the first step
+        self.saved_at = time.monotonic()  # the first interval counts from the first step
 
     @override
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx) -> None:
         """Save after the last step, every ``every_n_steps``, and once ``every_n_minutes`` have passed.
 
-        The clock is checked here rather than by ``ModelCheckpoint``, which ignores its time interval
-        under manual optimization. With several processes the time decision is rank 0's, broadcast
-        at logging steps only (a collective), so the interval is kept to within one logging interval.
+        With several processes the time decision is rank 0's, broadcast at logging steps only (a
+        collective), so the interval is kept to within one logging interval.
         """
+        if trainer.fast_dev_run:
+            return
         step = trainer.global_step
         due = step == trainer.max_steps or (self.every_n_steps is not None and step % self.every_n_steps == 0)
         if not due and self.every_n_minutes is not None:
-            due = time.monotonic() - self._last_time_checked >= self.every_n_minutes * 60
+            due = time.monotonic() - self.saved_at >= self.every_n_minutes * 60
             if trainer.world_size > 1:
-                if step % (trainer.log_every_n_steps or trainer.max_steps):
+                if not is_log_step(trainer):
                     return
                 due = trainer.strategy.broadcast(due)
-        if due and not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-            self._last_time_checked = time.monotonic()
+        if due:
+            trainer.save_checkpoint(run_directory(trainer) / "checkpoints" / LAST_CHECKPOINT, weights_only=False)
+            self.saved_at = time.monotonic()
 
     @override
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        super().on_train_end(trainer, pl_module)
         wait_for_checkpoints(trainer)
 
 
 def is_lightning_default(callback: Callback) -> bool:
     """Whether ``callback`` is the plain ``ModelCheckpoint()`` the Trainer adds by itself (or one
-    configured the same way), which ``PeriodicCheckpoint`` replaces; any other is the user's."""
-    return type(callback) is ModelCheckpoint and (
-        callback.dirpath is None
-        and callback.filename is None
-        and callback.monitor is None
-        and callback.save_top_k == 1
-        and not callback.save_last
-        and not callback._every_n_train_steps
-        and callback._train_time_interval is None
-    )
+    configured the same way), which ``PeriodicCheckpoint`` replaces; any other is the user's.
+    Compared by public attributes: ``state_key`` holds the monitor, mode and save intervals."""
+    default = ModelCheckpoint()
+    settings = ("dirpath", "filename", "monitor", "save_top_k", "save_last", "state_key")
+    return type(callback) is ModelCheckpoint and all(getattr(callback, s) == getattr(default, s) for s in settings)
 
 
 class InterruptCheckpoint(Callback):
@@ -220,11 +271,13 @@ class InterruptCheckpoint(Callback):
     ``fit --ckpt_path .../last.ckpt`` finishes the run as if it had never stopped. With several
     processes the request is agreed on at the next logging step (a collective). A second Ctrl-C
     stops at once, mid-step, and then no new checkpoint is written (the periodic one stays).
-    Lightning itself turns SIGTERM into an exception between steps.
+    Lightning itself turns SIGTERM into an exception between steps, on every process at once.
+
+    Always present in a run (``ClassVisualizer.configure_callbacks``), it also installs the app's
+    checkpoint plugin, so that a resume reads its checkpoint safely with any checkpoint callback.
     """
 
-    def __init__(self, filename: str = LAST_CHECKPOINT) -> None:
-        self.filename = filename
+    def __init__(self) -> None:
         self.requested = False
         self.forced = False
         self.previous_handler = None
@@ -234,6 +287,10 @@ class InterruptCheckpoint(Callback):
             self.forced = True
             raise KeyboardInterrupt
         self.requested = True
+
+    @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        use_app_checkpoint_io(trainer)
 
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -246,7 +303,7 @@ class InterruptCheckpoint(Callback):
         if trainer.world_size > 1:
             # Every process must stop at the same step; agreeing costs a collective, so it is
             # done at the logging interval only.
-            if trainer.global_step % (trainer.log_every_n_steps or trainer.max_steps):
+            if not is_log_step(trainer):
                 return
             requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
         if requested:
@@ -271,16 +328,15 @@ class InterruptCheckpoint(Callback):
         self._restore_handler()
 
     def save(self, trainer: Trainer) -> Path:
-        """Write the checkpoint atomically, without ``trainer.save_checkpoint``'s barrier (other
-        processes may be past one). Every process builds it, since a strategy that splits the
-        images (``owned_classes``) gathers them while it does; global rank 0 writes it. The
-        processes reach here at the same step: the stop was agreed on (``on_train_batch_end``)."""
-        path = run_directory(trainer) / "checkpoints" / self.filename
+        """Write the checkpoint and wait until it is on disk. Every process takes part, since a
+        strategy that splits the images (``owned_classes``) gathers them while it does; global rank 0
+        writes it. The processes reach here at the same step: the stop was agreed on
+        (``on_train_batch_end``, or Lightning's SIGTERM broadcast)."""
+        path = run_directory(trainer) / "checkpoints" / LAST_CHECKPOINT
         with contextlib.suppress(OSError):  # a failed older write: this one is tried anyway
             wait_for_checkpoints(trainer)  # an older periodic write must not land after this one
-        checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
-        if trainer.is_global_zero:
-            AtomicCheckpointIO().save_checkpoint(checkpoint, path)
+        trainer.save_checkpoint(path, weights_only=False)
+        wait_for_checkpoints(trainer)
         return path
 
     def _restore_handler(self) -> None:
@@ -306,8 +362,8 @@ def disk_full_message(trainer: Trainer | None) -> str:
 
 
 def saved_step(path: Path) -> int | str:
-    """The optimizer step a checkpoint holds, or ``?`` if it cannot be read."""
+    """The optimizer step a checkpoint holds, or ``?`` if it cannot be read (safely)."""
     try:
-        return int(torch.load(path, map_location="cpu", mmap=True, weights_only=False)["global_step"])
+        return int(load(path, map_location="cpu", mmap=True)["global_step"])
     except Exception:  # a message helper: any unreadable file reads as unknown
         return "?"

@@ -32,7 +32,7 @@ RECIPE = [
 
 
 def _final_image(run: Path) -> torch.Tensor:
-    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]["image.pixels"]
+    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]["image.pixels"]
 
 
 def test_sigkill_at_a_random_moment_leaves_a_recent_checkpoint_that_resumes_to_the_same_image(tmp_path):
@@ -65,7 +65,7 @@ def test_sigkill_at_a_random_moment_leaves_a_recent_checkpoint_that_resumes_to_t
 
     run = run_dir(tmp_path / "killed")
     started = len(work_log.read_text().splitlines())  # steps begun; the last may be unfinished
-    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)  # complete and loadable
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)  # complete and loadable
     saved = checkpoint["global_step"]
     # At most one interval and the write in flight behind the steps begun.
     assert saved % INTERVAL == 0 and started - 1 - 2 * INTERVAL <= saved <= started, (saved, started)
@@ -93,7 +93,7 @@ class CheckpointSeen(Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         path = Path(trainer.log_dir) / "checkpoints" / "last.ckpt"
-        self.seen.append(torch.load(path, weights_only=False)["global_step"] if path.exists() else None)
+        self.seen.append(torch.load(path, weights_only=True)["global_step"] if path.exists() else None)
 
 
 @pytest.mark.parametrize(("minutes", "expected"), [("1e-6", [None, 1, 2, 3]), ("null", [None, None, None, None])])
@@ -111,7 +111,7 @@ def test_wall_clock_interval(minutes, expected, tmp_path):
     )
     (seen,) = [callback for callback in cli.trainer.callbacks if isinstance(callback, CheckpointSeen)]
     assert seen.seen == expected
-    assert torch.load(run_dir(tmp_path) / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4
+    assert torch.load(run_dir(tmp_path) / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
 
 
 def test_periodic_checkpoint_is_on_by_default(tmp_path):
@@ -132,12 +132,12 @@ def test_background_writes_land_in_order_and_a_failed_one_raises_on_wait(tmp_pat
     state["global_step"] = 2
     writer.save_checkpoint(state, path)
     writer.wait()
-    saved = torch.load(path, weights_only=False)
+    saved = torch.load(path, weights_only=True)
     assert saved["global_step"] == 2 and torch.equal(saved["image"], torch.ones(3))
     writer.save_checkpoint({"global_step": 3, "broken": Unpicklable()}, path)
     with pytest.raises(OSError, match="No space left"):
         writer.teardown()
-    assert torch.load(path, weights_only=False)["global_step"] == 2
+    assert torch.load(path, weights_only=True)["global_step"] == 2
 
 
 class Unpicklable:
@@ -153,7 +153,7 @@ def test_atomic_save_keeps_the_previous_file_when_writing_fails(tmp_path):
 
     with pytest.raises(OSError):
         AtomicCheckpointIO().save_checkpoint({"global_step": 2, "broken": Unpicklable()}, path)
-    assert torch.load(path, weights_only=False) == {"global_step": 1}
+    assert torch.load(path, weights_only=True) == {"global_step": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # no partial file left
 
 
@@ -199,7 +199,7 @@ def test_full_disk_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path):
         assert message.startswith("error: the disk is full"), message
         assert f"the last complete checkpoint, {last} (step 4), is intact" in message
         assert f"resume with --ckpt_path {last}" in message
-        assert torch.load(last, weights_only=False)["global_step"] == 4
+        assert torch.load(last, weights_only=True)["global_step"] == 4
         assert not list(last.parent.glob("*.partial"))
     finally:
         subprocess.run(["umount", str(disk)], check=False)

@@ -17,7 +17,7 @@ STEPS = 30
 
 
 def final_image(run) -> torch.Tensor:
-    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]["image.pixels"]
+    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]["image.pixels"]
 
 
 def test_divergence_stops_with_a_message_and_exports_the_last_finite_images(tmp_path):
@@ -83,7 +83,7 @@ def test_ctrl_c_exports_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_
     interrupted = tmp_path / "runs" / "maxclass" / "version_0"
     last = interrupted / "checkpoints" / "last.ckpt"
     assert last.is_file() and "Resume with" in stderr
-    stopped_at = torch.load(last, weights_only=False)["global_step"]
+    stopped_at = torch.load(last, weights_only=True)["global_step"]
     assert 3 <= stopped_at < STEPS
     assert (interrupted / "images" / "259_pomeranian.png").is_file()
 
