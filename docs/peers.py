@@ -8,7 +8,7 @@ Run it in a scratch environment, never with the peers as dependencies of this pr
     /tmp/peers/bin/pip install horama torch-lucent
     /tmp/peers/bin/python docs/peers.py runs/peers --passes 512
     python -m maxclass_lightning evaluate runs/peers/maco \
-        --classifier efficientnet_lite1 --weights null --image_size 240
+        --classifier efficientnet_lite1 --image_size 240
 
 Substitutions (the machine has no network):
 - Horama downloads MACO's magnitude template (``imagenet_decorrelated.npy``, the mean amplitude
