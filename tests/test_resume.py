@@ -152,3 +152,31 @@ def test_resume_inside_the_averaging_steps_reaches_the_uninterrupted_image(tmp_p
     torch.testing.assert_close(
         resumed.model.image_average.pixels, straight.model.image_average.pixels, rtol=0, atol=1e-12
     )
+
+
+def older_release(checkpoint, path, **hparams):
+    """``checkpoint`` as an older release might have written it: ``hparams`` changed or added."""
+    saved = torch.load(checkpoint, weights_only=True)
+    saved["hyper_parameters"].update(hparams)
+    torch.save(saved, path)
+    return path
+
+
+def test_options_an_older_release_had_are_left_out_with_a_warning(checkpoint, tmp_path):
+    """A release saves every option, at its default too: one later removed must not stop a resume."""
+    saved = torch.load(checkpoint, weights_only=True)["hyper_parameters"]
+    transforms = {**saved["transforms"], "init_args": {**saved["transforms"]["init_args"], "wobble": 0.0}}
+    old = older_release(checkpoint, tmp_path / "old.ckpt", tint_steps=64, transforms=transforms)
+    with pytest.warns(UserWarning, match="that this release no longer has are left out") as warned:
+        cli = main(tiny_args(tmp_path / "runs", *RECIPE, "--trainer.max_steps=4", f"--ckpt_path={old}"))
+    (message,) = [str(w.message) for w in warned if "left out" in str(w.message)]
+    assert "model.tint_steps=64" in message and "model.transforms.init_args.wobble=0.0" in message
+    assert cli.trainer.global_step == 4
+    assert type(cli.model.transforms).__name__ == "RandomViews" and cli.model.views == 2
+
+
+def test_a_setting_this_release_cannot_build_is_one_line(checkpoint, capsys, tmp_path):
+    """A penalty the images were made with and this release no longer has: the run cannot go on."""
+    old = older_release(checkpoint, tmp_path / "old.ckpt", regularizer_weights={"sharpen": 1.0})
+    message = fails_cleanly(capsys, tmp_path / "runs", f"--ckpt_path={old}")
+    assert "sharpen" in message and "regularizer_weights" in message
