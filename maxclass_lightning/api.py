@@ -22,10 +22,7 @@ from maxclass_lightning import classifiers, recipes
 from maxclass_lightning.callbacks import image_labels, pictures
 from maxclass_lightning.display import contact_sheet, grid, grid_tiles, save_png
 from maxclass_lightning.module import ClassVisualizer
-
-#: ``weights`` left to ``visualize``: pretrained (``DEFAULT``) for torchvision and timm names, the
-#: network as given for Lite networks, callables and module instances.
-AUTO = "auto"
+from maxclass_lightning.objectives import target_scores
 
 #: Option values that travel as command-line text (checked by the CLI's own rules); anything
 #: else (a logger or callback instance) is handed to the Trainer as the object it is.
@@ -119,7 +116,7 @@ def visualize(
     recipe: str | Path = "quality",
     steps: int | None = None,
     image_size: int | None = None,
-    weights: str | None = AUTO,
+    weights: str | None = classifiers.PRETRAINED,
     seed: int | None = None,
     model_options: dict[str, Any] | None = None,
     **trainer_options: Any,
@@ -135,17 +132,14 @@ def visualize(
         steps: optimizer steps (default: the recipe's ``trainer.max_steps``).
         image_size: side of the optimized images in pixels (default: the recipe's, else the
             classifier's input side).
-        weights: ``DEFAULT``, a state dict path or None; ``auto``: pretrained for torchvision and
-            timm names, the network as given otherwise.
+        weights: ``DEFAULT`` (pretrained; a module instance as given), a state dict path, or None
+            (a seeded random network).
         seed: ``seed_everything`` (default: the recipe's).
         model_options: other ``ClassVisualizer`` options, by name (``{"views": 4}``).
         trainer_options: any ``Trainer`` option (``devices``, ``precision``, ``logger``, ...).
     """
     arguments = ["--config", str(recipes.path(recipe) if recipes.is_name(str(recipe)) else recipe)]
     named = isinstance(classifier, str)
-    if weights == AUTO:
-        plain = named and not classifiers.is_import_path(classifier) and classifier not in classifiers.LITE_NETWORKS
-        weights = "DEFAULT" if plain else None
     # A module instance cannot be written as text: a name stands in while parsing, then the instance.
     arguments += [_argument("model.classifier", classifier if named else "vgg16"), _argument("model.weights", weights)]
     arguments.append(_argument("model.classes", classes))
@@ -215,9 +209,7 @@ def _result(module: ClassVisualizer) -> Visualization:
     device = next(iter(module.parameters()), torch.zeros(())).device
     logits = module.scores(images.to(device)).double().cpu()
     targets = torch.as_tensor([module.classes[row // module.samples_per_class] for row in rows])
-    score = logits.gather(1, targets[:, None]).squeeze(1)
-    probability = logits.softmax(1).gather(1, targets[:, None]).squeeze(1)
-    rank = (logits > score[:, None]).sum(1) + 1
+    score, probability, rank = target_scores(logits, targets)
     return Visualization(
         names=list(module.image_names),
         labels=image_labels(module),

@@ -24,8 +24,10 @@ from typing_extensions import override
 
 from maxclass_lightning.checkpoints import is_disk_full, run_directory
 from maxclass_lightning.display import contact_sheet, grid, grid_tiles, save_png
-from maxclass_lightning.errors import RunError
+from maxclass_lightning.errors import RunError, is_count, require
+from maxclass_lightning.metrics import MAX_CLASS_TAGS
 from maxclass_lightning.ownership import gather_rows
+from maxclass_lightning.steps import log_interval
 
 #: Images per render-and-display pass when exporting, bounding memory for 1000-class runs.
 EXPORT_CHUNK = 16
@@ -33,6 +35,12 @@ EXPORT_CHUNK = 16
 #: Side of the TensorBoard grid snapshot, pixels: smaller than the exported grid, since it is
 #: encoded about 20 times per run.
 TENSORBOARD_GRID_MAX_SIDE = 2048
+
+#: Snapshots per run when ``ImageLogger.every_n_steps`` is null.
+SNAPSHOTS = 20
+
+#: The run folder's subfolder of PNGs.
+IMAGES_FOLDER = "images"
 
 
 def pictures(
@@ -67,18 +75,17 @@ class ImageExport(Callback):
     ``images/contact_sheet.png`` in the run directory when fit ends, through the module's display
     pipeline."""
 
-    def __init__(self, dirname: str = "images") -> None:
-        self.dirname = dirname
+    def __init__(self) -> None:
         self.folder: Path | None = None
 
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Every process learns rank 0's run directory (the one its logger made) to write its PNGs into."""
-        self.folder = Path(trainer.strategy.broadcast(str(run_directory(trainer) / self.dirname)))
+        self.folder = Path(trainer.strategy.broadcast(str(run_directory(trainer) / IMAGES_FOLDER)))
 
     @override
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.export(pl_module, self.folder or run_directory(trainer) / self.dirname, sheets=True)
+        self.export(pl_module, self.folder or run_directory(trainer) / IMAGES_FOLDER, sheets=True)
 
     @override
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
@@ -89,7 +96,7 @@ class ImageExport(Callback):
         alone = trainer.world_size == 1
         if is_disk_full(exception) or (self.folder is None and not alone):
             return
-        folder = self.export(pl_module, self.folder or run_directory(trainer) / self.dirname, sheets=alone)
+        folder = self.export(pl_module, self.folder or run_directory(trainer) / IMAGES_FOLDER, sheets=alone)
         rank_zero_info(f"Exported the images of step {trainer.global_step} to {folder}")
 
     def export(self, pl_module: LightningModule, folder: Path, sheets: bool = True) -> Path:
@@ -113,29 +120,31 @@ class ImageExport(Callback):
 class ImageLogger(Callback):
     """Logs the class images to TensorBoard while they form.
 
+    Every class is in ``images/grid``; the first ``metrics.MAX_CLASS_TAGS`` also get their own
+    tag (``images/259_pomeranian``).
+
     Args:
-        every_n_steps: steps between snapshots; null: about ``snapshots`` over the run. The
+        every_n_steps: steps between snapshots; null: about ``SNAPSHOTS`` over the run. The
             initial images (step 0) and the last step are always logged.
-        snapshots: snapshots per run when ``every_n_steps`` is null.
-        max_class_tags: classes that also get their own tag (``images/259_pomeranian``); every
-            class is always in ``images/grid``.
         upsample: apply the display's upsampling to snapshots too. Off by default: TensorBoard
             scales images in the browser, and 4x the pixels is 4x the PNG encoding (upsampled,
             3 snapshots of one 256-px class spent 0.46 s encoding in a 20-step, 11 s run here).
     """
 
-    def __init__(
-        self, every_n_steps: int | None = None, snapshots: int = 20, max_class_tags: int = 32, upsample: bool = False
-    ) -> None:
+    def __init__(self, every_n_steps: int | None = None, upsample: bool = False) -> None:
+        require(
+            every_n_steps is None or is_count(every_n_steps, 1),
+            "ImageLogger.every_n_steps",
+            every_n_steps,
+            "a positive number of steps or null",
+        )
         self.every_n_steps = every_n_steps
-        self.snapshots = snapshots
-        self.max_class_tags = max_class_tags
         self.upsample = upsample
         self.writing: Future | None = None
         self.writer_thread: ThreadPoolExecutor | None = None
 
     def interval(self, trainer: Trainer) -> int:
-        return self.every_n_steps or max(1, trainer.max_steps // self.snapshots)
+        return self.every_n_steps or max(1, trainer.max_steps // SNAPSHOTS)
 
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -178,9 +187,9 @@ class ImageLogger(Callback):
         blank = blank_pictures(pl_module, self.upsample)
         tagged, tiles = [blank], [grid_tiles(blank, total, TENSORBOARD_GRID_MAX_SIDE)]
         for rows, batch in pictures(pl_module, upsample=self.upsample):
-            tagged.append(batch[: max(0, min(rows.stop, self.max_class_tags) - rows.start)])
+            tagged.append(batch[: max(0, min(rows.stop, MAX_CLASS_TAGS) - rows.start)])
             tiles.append(grid_tiles(batch, total, TENSORBOARD_GRID_MAX_SIDE))
-        tag_counts = [max(0, min(rows.stop, self.max_class_tags) - rows.start) for rows in pl_module.all_rows]
+        tag_counts = [max(0, min(rows.stop, MAX_CLASS_TAGS) - rows.start) for rows in pl_module.all_rows]
         tagged = gather_rows(torch.cat(tagged), tag_counts)
         tiles = gather_rows(torch.cat(tiles), pl_module.row_counts)
         if tagged is None:  # not global rank 0
@@ -205,22 +214,16 @@ class ImageLogger(Callback):
             self.writing = self.writer_thread.submit(write)
 
 
-def log_interval(trainer: Trainer) -> int:
-    """``trainer.log_every_n_steps``, with 0 (never) read as once per run."""
-    return trainer.log_every_n_steps or trainer.max_steps
-
-
 class DivergenceGuard(Callback):
     """Stops a run whose loss or images stop being finite, keeping the last finite images.
 
-    Every ``every_n_steps`` steps (default: ``trainer.log_every_n_steps``; each check is a host
-    sync) it checks the loss and the image parameters; a finite state is copied aside, and a
+    Every ``trainer.log_every_n_steps`` steps (each check is a host sync) it checks the loss and
+    the image parameters; a finite state is copied aside, and a
     non-finite one is replaced by that copy before the run stops, so the export shows the last
     finite images. All processes decide together, so none is left waiting for the others.
     """
 
-    def __init__(self, every_n_steps: int | None = None) -> None:
-        self.every_n_steps = every_n_steps
+    def __init__(self) -> None:
         self.finite_state: dict[str, Tensor] | None = None
         self.finite_step = 0
 
@@ -232,7 +235,7 @@ class DivergenceGuard(Callback):
     @override
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
-        if step % (self.every_n_steps or log_interval(trainer)) and step != trainer.max_steps:
+        if step % log_interval(trainer) and step != trainer.max_steps:
             return
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         state = pl_module.image.state_dict()
@@ -246,6 +249,6 @@ class DivergenceGuard(Callback):
         what = "image" if not images_finite else "loss"
         raise RunError(
             f"the {what} stopped being finite by step {step} (the optimizer diverged); the images of step "
-            f"{self.finite_step}, the last finite ones, are exported to {run_directory(trainer) / 'images'}. "
+            f"{self.finite_step}, the last finite ones, are exported to {run_directory(trainer) / IMAGES_FOLDER}. "
             "Lower model.optimizer.init_args.lr"
         )

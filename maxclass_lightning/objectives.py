@@ -23,6 +23,16 @@ def class_logit(logits: Tensor, targets: Tensor) -> Tensor:
     return logits.gather(1, targets[:, None]).squeeze(1)
 
 
+def target_scores(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Each item's target logit, its softmax probability and its rank among all classes (1: the
+    classifier's top class), ``[K]`` each: how a classifier reads a picture, in fit, evaluate and
+    the Python API alike."""
+    score = class_logit(logits, targets)
+    probability = logits.softmax(1).gather(1, targets[:, None]).squeeze(1)
+    rank = (logits > score[:, None]).sum(1) + 1
+    return score, probability, rank
+
+
 def diversity(features: Tensor, groups: Tensor) -> Tensor:
     """Lucid's diversity: the summed cosine similarity between the Gram matrices of every two
     items of the same group, over the group size (``features`` ``[K, C, H, W]``, ``groups``

@@ -39,6 +39,12 @@ def owned_classes(num_classes: int, rank: int, world_size: int) -> range:
     return range(start, start + base + (rank < extra))
 
 
+def process_rows(row_counts: list[int]) -> list[range]:
+    """The rows of the run's images each process holds, from how many each holds (in rank order)."""
+    starts = [sum(row_counts[:rank]) for rank in range(len(row_counts))]
+    return [range(start, start + count) for start, count in zip(starts, row_counts)]
+
+
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
@@ -102,21 +108,10 @@ class ClassOwnership(DDPStrategy):
             result[key] = value
         return result
 
-    def _row_tensors(self) -> dict[str, Tensor]:
-        """The module's tensors with one row per image: the images, and their averages if kept."""
-        module = self.lightning_module
-        rows = {f"image.{name}": p for name, p in module.image.named_parameters()}
-        if module.image_average is not None:
-            rows |= {
-                f"image_average.{name}": module.image_average.get_buffer(name)
-                for name in module.image_average.row_names()
-            }
-        return rows
-
     @override
     def lightning_module_state_dict(self) -> dict[str, Any]:
         counts = self.lightning_module.row_counts
-        return self._gathered(self.lightning_module.state_dict(), set(self._row_tensors()), counts)
+        return self._gathered(self.lightning_module.state_dict(), set(self.lightning_module.image_rows()), counts)
 
     @override
     def optimizer_state(self, optimizer: Optimizer) -> dict[str, Tensor]:
@@ -136,7 +131,7 @@ class ClassOwnership(DDPStrategy):
     def load_model_state_dict(self, checkpoint: dict[str, Any], strict: bool = True) -> None:
         rows = self.lightning_module.owned_rows
         state = dict(checkpoint["state_dict"])
-        for key in self._row_tensors():
+        for key in self.lightning_module.image_rows():
             if key in state:
                 state[key] = state[key][rows.start : rows.stop]
         self.lightning_module.load_state_dict(state, strict=strict)

@@ -13,12 +13,12 @@ LITE1_SIZE = classifiers.LITE_NETWORKS["efficientnet_lite1"][1]
 
 def efficientnet_lite0() -> nn.Module:
     """EfficientNet-Lite0 with its ImageNet weights (224 px, ImageNet mean/std), as the app builds it."""
-    return classifiers.build_classifier("efficientnet_lite0", None)
+    return classifiers.build_classifier("efficientnet_lite0")
 
 
 def efficientnet_lite1() -> nn.Module:
     """EfficientNet-Lite1 with its ImageNet weights (240 px): a second network, for measuring transfer."""
-    return classifiers.build_classifier("efficientnet_lite1", None)
+    return classifiers.build_classifier("efficientnet_lite1")
 
 
 def tiny_imagenet_classifier() -> nn.Module:
@@ -33,3 +33,15 @@ def tiny_imagenet_classifier() -> nn.Module:
         nn.Flatten(),
         nn.Linear(16, 1000),
     )
+
+
+#: Input statistics far from ImageNet's, for tests that a network is fed as it expects.
+OWN_MEAN, OWN_STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+
+def tiny_classifier_with_own_statistics() -> nn.Module:
+    """The tiny network, stating its own input side and mean/std the way timm models do
+    (``pretrained_cfg``), for tests that ``fit`` and ``evaluate`` both normalize with them."""
+    network = tiny_imagenet_classifier()
+    network.pretrained_cfg = {"input_size": (3, 32, 32), "mean": OWN_MEAN, "std": OWN_STD}
+    return network

@@ -160,15 +160,34 @@ def test_input_size_and_normalization_come_from_the_networks_metadata():
     assert ClassVisualizer(classes=259, classifier="efficientnet_b1", weights=None, image_size=64).image_size == 64
 
 
-def test_efficientnet_lite0_by_name_is_the_shipped_imagenet_network():
-    network = classifiers.build_classifier("efficientnet_lite0", None)
-    size, mean, std = classifiers.input_spec("efficientnet_lite0", network)
-    assert (size, mean, std) == (224, classifiers.IMAGENET_MEAN, classifiers.IMAGENET_STD)
-    # Its shipped weights, not a seeded random network: the same whatever the seed.
-    again = classifiers.build_classifier("efficientnet_lite0", None, seed=5)
-    assert all(torch.equal(a, b) for a, b in zip(network.state_dict().values(), again.state_dict().values()))
-    with pytest.raises(ConfigError, match="comes with its own"):
-        classifiers.build_classifier("efficientnet_lite0", "DEFAULT")
+def test_efficientnet_lite0_by_name_is_the_shipped_imagenet_network_and_null_a_random_one():
+    described = classifiers.load("efficientnet_lite0")
+    assert (described.input_size, described.mean, described.std) == (
+        224,
+        classifiers.IMAGENET_MEAN,
+        classifiers.IMAGENET_STD,
+    )
+    # DEFAULT is its shipped weights: the same whatever the seed, and not a seeded random network.
+    again = classifiers.build_classifier("efficientnet_lite0", "DEFAULT", seed=5)
+    state = described.network.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in again.state_dict().items())
+    random = classifiers.build_classifier("efficientnet_lite0", None, seed=5)
+    assert not torch.equal(random.state_dict()["_fc.weight"], state["_fc.weight"])
+    same = classifiers.build_classifier("efficientnet_lite0", None, seed=5)
+    assert all(torch.equal(random.state_dict()[k], v) for k, v in same.state_dict().items())
+    with pytest.raises(ConfigError, match="has its own: give DEFAULT"):
+        classifiers.build_classifier("efficientnet_lite0", "IMAGENET1K_V1")
+
+
+def test_null_weights_reinitialize_a_module_instance_on_a_copy():
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    before = network[0].weight.clone()
+    assert classifiers.build_classifier(network, "DEFAULT") is network
+    random = classifiers.build_classifier(network, None, seed=1)
+    assert random is not network and torch.equal(network[0].weight, before)
+    assert not torch.equal(random[0].weight, before)
+    torch.testing.assert_close(classifiers.build_classifier(network, None, seed=1)[0].weight, random[0].weight)
 
 
 @pytest.mark.parametrize("classifier", ["timm:resnet18", "efficientnet_lite0"])

@@ -9,6 +9,8 @@ from PIL import Image
 
 from maxclass_lightning import classifiers, evaluate
 from maxclass_lightning.errors import ConfigError
+from tests.conftest import fit_in_process, run_dir, tiny_args
+from tests.networks import OWN_MEAN
 
 NETWORK = "tests.networks:tiny_imagenet_classifier"
 
@@ -35,6 +37,26 @@ def test_scores_match_a_direct_forward_pass_in_class_order(tmp_path, capsys):
         assert s.rank == int((logits > logits[s.target]).sum()) + 1
     printed = capsys.readouterr().out
     assert "summary: 3 pictures" in printed and "259 Pomeranian" in printed
+
+
+def test_evaluate_normalizes_as_fit_does_for_a_network_with_its_own_statistics(tmp_path):
+    """A network whose mean and std are not ImageNet's reads the exported picture in ``evaluate``
+    exactly as the run that made it did (float64 on both sides)."""
+    own = "tests.networks:tiny_classifier_with_own_statistics"
+    cli = fit_in_process(tiny_args(tmp_path, f"--model.classifier={own}", "--model.normalize=true",
+                                   "--model.classes=[259]", "--trainer.precision=64-true"))  # fmt: skip
+    assert tuple(cli.model.normalize.mean) == OWN_MEAN
+    images = run_dir(tmp_path) / "images"
+    (score,) = evaluate.main([str(images), "--classifier", own, "--weights", "null"])
+    picture = evaluate.load_picture(images / "259_pomeranian.png", 32).double()
+    with torch.no_grad():
+        made = cli.model.scores(picture[None].to(cli.model.device))[0].softmax(0)[259].item()
+        imagenet = (
+            picture - torch.tensor(classifiers.IMAGENET_MEAN, dtype=torch.float64)[:, None, None]
+        ) / torch.tensor(classifiers.IMAGENET_STD, dtype=torch.float64)[:, None, None]
+        other = cli.model.classifier(imagenet[None])[0].softmax(0)[259].item()
+    assert score.probability == pytest.approx(made, rel=1e-5)
+    assert score.probability != pytest.approx(other, rel=1e-3)  # ImageNet's statistics would read it otherwise
 
 
 def test_sixteen_bit_pngs_are_read_in_the_unit_range(tmp_path):

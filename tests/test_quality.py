@@ -36,7 +36,7 @@ DIRECTIONS = {
 
 def evaluate(images: Path, classifier: str, size: int) -> list:
     """``evaluate``'s scores of the exported PNGs, read back from disk, in class order."""
-    scores = main(["evaluate", str(images), "--classifier", classifier, "--weights", "null", "--image_size", str(size)])
+    scores = main(["evaluate", str(images), "--classifier", classifier, "--image_size", str(size)])
     assert [score.target for score in scores] == CLASSES
     return scores
 
