@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import math
 import os
 import pickle
 import re
@@ -36,7 +35,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from typing_extensions import override
 
-from maxclass_lightning.errors import ConfigError
+from maxclass_lightning.errors import ConfigError, is_count, is_number, require
 from maxclass_lightning.steps import is_log_step
 
 #: Default wall-clock interval between checkpoints: a killed run loses at most this much work and
@@ -53,16 +52,17 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 def load(path: str | Path, name: str = "checkpoint", **options: Any) -> Any:
     """``torch.load(path, weights_only=True, **options)``; a file whose pickle asks for anything but
     tensors and plain values is refused with a one-line ``ConfigError`` naming what it asked for
-    (``name``: how the message calls the file, e.g. ``ckpt_path``). Other errors pass through."""
+    (``name``: how the message calls the file, e.g. ``ckpt_path``), not torch's advice to load it
+    unsafely. Other errors (a truncated file) pass through."""
     try:
         return torch.load(path, weights_only=True, **options)
     except pickle.UnpicklingError as error:
-        asked = re.search(r"GLOBAL (\S+)", str(error))
-        if asked is None:
+        if "weights only" not in str(error).lower():
             raise
+        asked = re.search(r"GLOBAL (\S+)", str(error))
         raise ConfigError(
-            f"{name} {str(path)!r} asks to run Python code ({asked.group(1)}), and this app runs none from a "
-            "file: pass a checkpoint this app wrote"
+            f"{name} {str(path)!r} asks to run Python code ({asked.group(1) if asked else 'not only tensors'}), "
+            "and this app runs none from a file: pass a checkpoint this app wrote"
         ) from None
 
 
@@ -116,8 +116,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(self, path: str | Path, map_location: Any = "cpu", weights_only: bool | None = None) -> dict:
         """``fit --ckpt_path`` and ``trainer.fit(ckpt_path=...)`` read through here: never unpickled
         with ``weights_only=False``, even when asked (Lightning passes the caller's choice)."""
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"Checkpoint file not found: {path}")
         return load(path, "ckpt_path", map_location=map_location)
 
 
@@ -203,16 +201,17 @@ class PeriodicCheckpoint(ModelCheckpoint):
         every_n_steps: int | None = None,
         background: bool = True,
     ) -> None:
-        if every_n_minutes is not None and not (math.isfinite(every_n_minutes) and every_n_minutes > 0):
-            raise ConfigError(
-                f"PeriodicCheckpoint.every_n_minutes is {every_n_minutes}; give a positive number of minutes, "
-                "e.g. 10, or null"
-            )
-        if every_n_steps is not None and (isinstance(every_n_steps, bool) or every_n_steps < 1):
-            raise ConfigError(
-                f"PeriodicCheckpoint.every_n_steps is {every_n_steps}; give a positive number of steps, e.g. 100, "
-                "or null"
-            )
+        minutes_ok = every_n_minutes is None or is_number(every_n_minutes, 0, above=True)
+        require(
+            minutes_ok,
+            "PeriodicCheckpoint.every_n_minutes",
+            every_n_minutes,
+            "a positive number of minutes, e.g. 10, or null",
+        )
+        steps_ok = every_n_steps is None or is_count(every_n_steps, 1)
+        require(
+            steps_ok, "PeriodicCheckpoint.every_n_steps", every_n_steps, "a positive number of steps, e.g. 100, or null"
+        )
         super().__init__(save_top_k=0, every_n_epochs=0)
         self.every_n_minutes = every_n_minutes
         self.every_n_steps = every_n_steps

@@ -5,20 +5,30 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import torch
 from lightning.pytorch import Callback
+from lightning.pytorch.callbacks import ModelCheckpoint
 
-from maxclass_lightning.checkpoints import AtomicCheckpointIO, BackgroundCheckpointIO
+from maxclass_lightning.checkpoints import (
+    AtomicCheckpointIO,
+    BackgroundCheckpointIO,
+    PeriodicCheckpoint,
+    is_lightning_default,
+)
 from maxclass_lightning.cli import main
+from maxclass_lightning.errors import ConfigError
 from tests.conftest import ROOT, fit_in_process, run_dir, run_module, tiny_args
+from tests.test_errors import fails_cleanly
 
 STEPS = 40
 INTERVAL = 3
@@ -115,7 +125,7 @@ def test_wall_clock_interval(minutes, expected, tmp_path):
 
 
 def test_periodic_checkpoint_is_on_by_default(tmp_path):
-    from maxclass_lightning.checkpoints import CHECKPOINT_MINUTES, PeriodicCheckpoint
+    from maxclass_lightning.checkpoints import CHECKPOINT_MINUTES
 
     cli = main(tiny_args(tmp_path, "--trainer.max_steps=2"))
     (checkpoint,) = cli.trainer.checkpoint_callbacks
@@ -203,3 +213,35 @@ def test_full_disk_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path):
         assert not list(last.parent.glob("*.partial"))
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"every_n_minutes": -1}, "PeriodicCheckpoint.every_n_minutes is -1; give a positive number of minutes"),
+        ({"every_n_minutes": float("inf")}, "PeriodicCheckpoint.every_n_minutes is inf; give"),
+        ({"every_n_steps": 0}, "PeriodicCheckpoint.every_n_steps is 0; give a positive number of steps"),
+    ],
+)
+def test_periodic_checkpoint_refuses_an_interval_out_of_range(options, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        PeriodicCheckpoint(**options)
+
+
+def test_an_interval_out_of_range_is_one_line_on_the_command_line(capsys, tmp_path):
+    message = fails_cleanly(
+        capsys,
+        tmp_path / "runs",
+        "--trainer.callbacks+=maxclass_lightning.checkpoints.PeriodicCheckpoint",
+        "--trainer.callbacks.every_n_steps=0",
+    )
+    assert "every_n_steps is 0; give a positive number of steps" in message
+
+
+def test_only_lightnings_own_default_checkpoint_is_replaced(tmp_path):
+    assert is_lightning_default(ModelCheckpoint())
+    assert not is_lightning_default(ModelCheckpoint(every_n_train_steps=5))
+    assert not is_lightning_default(ModelCheckpoint(train_time_interval=timedelta(minutes=1)))
+    assert not is_lightning_default(ModelCheckpoint(dirpath=tmp_path))
+    assert not is_lightning_default(ModelCheckpoint(save_last=True))
+    assert not is_lightning_default(PeriodicCheckpoint())
