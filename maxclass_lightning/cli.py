@@ -12,7 +12,6 @@ import warnings
 from pathlib import Path
 from typing import NoReturn
 
-import jsonargparse._typehints
 import yaml
 from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -63,25 +62,6 @@ OPTIMIZER_DEFAULT = {"class_path": "torch.optim.AdamW", "init_args": {"lr": 5.0,
 IMAGE_DEFAULT = {"class_path": "maxclass_lightning.images.PixelImage"}
 
 
-def _discard_init_args_on_class_path_change(parser_or_action, previous, value) -> None:
-    """A class named in place of another starts from its own defaults: none of the previous
-    class's ``init_args`` carry over.
-
-    jsonargparse keeps, by design, every previous ``init_args`` entry the new class also accepts
-    (so that ``--optimizer SGD`` keeps a configured ``lr``). Here that silently gave every recipe
-    naming ``torch.optim.Adam`` the default AdamW's ``weight_decay: 0.1``. Replaces jsonargparse's
-    own hook of the same name; ``tests/test_configs.py`` checks the resolved configs, so a
-    jsonargparse release that changes the hook fails there.
-    """
-    if previous and "init_args" in previous and previous["class_path"] != value["class_path"]:
-        previous = jsonargparse._typehints.subclass_spec_as_namespace(previous)
-        for key in list(previous.init_args.keys()):
-            previous.init_args.pop(key)
-
-
-jsonargparse._typehints.discard_init_args_on_class_path_change = _discard_init_args_on_class_path_change
-
-
 class _NoAdvertisements(logging.Filter):
     """Drops Lightning's tips to install its cloud services, and its notice that the app's
     ``PeriodicCheckpoint`` takes the place of the Trainer's default checkpoint (by design): they
@@ -124,8 +104,8 @@ class MaxClassCLI(LightningCLI):
     current: MaxClassCLI | None = None
 
     def __init__(self, *args, **kwargs) -> None:
-        self._args = kwargs.get("args")  # parsed again when a checkpoint supplies defaults
         MaxClassCLI.current = self  # for main() to say what a run that failed mid-way kept
+        self.resume_from: str | None = None
         super().__init__(*args, **kwargs)
 
     @staticmethod
@@ -135,35 +115,33 @@ class MaxClassCLI(LightningCLI):
         list the other three in ``--help`` only for them to fail once started."""
         return {"fit": LightningCLI.subcommands()["fit"]}
 
-    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
-        """Parse, then check the values (``validation``) before LightningCLI acts on any of them
-        (it seeds from ``seed_everything`` next)."""
-        super().parse_arguments(parser, args)
-        subcommand = self.config.get("subcommand")
-        if subcommand and "trainer" in self.config[subcommand]:
-            validation.check(self.config[subcommand])
-
-    def _parse_ckpt_path(self) -> None:
-        """Replaces LightningCLI's own step of the same name, which lets the checkpoint's
-        hyperparameters silently override everything given, including settings that may change.
-
-        Here the checkpoint's image-defining settings become the defaults and the arguments are
-        parsed again: what was not given comes from the checkpoint, what was given and agrees is
-        kept, and what was given and contradicts it is a one-line error naming both values.
-        """
-        subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if not ckpt_path:
-            return
-        hparams = resume.read_checkpoint(ckpt_path)["hyper_parameters"]
-        self._subcommand_parsers[subcommand].set_defaults(resume.checkpoint_defaults(hparams))
-        self.parse_arguments(self.parser, self._args)
-        dumped = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False))
-        config = dumped[subcommand]
-        resume.check_contradictions(config["model"], config["seed_everything"], hparams, ckpt_path)
-
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.set_defaults({"model.optimizer": OPTIMIZER_DEFAULT, "model.image": IMAGE_DEFAULT})
+        self.fit_parser = parser  # fit is the one subcommand: a checkpoint's settings become its defaults
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        """Parse, take a checkpoint's settings (``--ckpt_path``), then check the values
+        (``validation``) before LightningCLI acts on any of them (it seeds next).
+
+        With a checkpoint, its image-defining settings become the defaults and the arguments are
+        parsed again: what was not given comes from the checkpoint, what was given and agrees is
+        kept, and what contradicts it is a one-line error naming both values. LightningCLI's own
+        reading of ``ckpt_path`` would let the checkpoint silently override everything given,
+        including settings that may change (``model.batch_size``), so the path is held back from
+        it until the classes are built.
+        """
+        super().parse_arguments(parser, args)
+        if self.config.get("subcommand") != "fit":  # built from Python (run=False): no subcommand
+            return
+        ckpt_path = self.config.fit.ckpt_path
+        if ckpt_path:
+            hparams = resume.read_checkpoint(ckpt_path)["hyper_parameters"]
+            self.fit_parser.set_defaults(resume.checkpoint_defaults(hparams))
+            super().parse_arguments(parser, args)
+            config = yaml.safe_load(parser.dump(self.config, skip_link_targets=False))["fit"]
+            resume.check_contradictions(config["model"], config["seed_everything"], hparams, ckpt_path)
+            self.resume_from, self.config.fit.ckpt_path = ckpt_path, None
+        validation.check(self.config.fit)
 
     def instantiate_classes(self) -> None:
         """Build the model, callbacks and Trainer; a value their constructors refuse (Lightning's
@@ -181,6 +159,8 @@ class MaxClassCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         """Checks that need no model, before anything is built or written."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        if self.resume_from:
+            config.ckpt_path = self.resume_from
         config.model.seed = int(config.seed_everything)
         logger = config.trainer.logger
         save_dir = getattr(getattr(logger, "init_args", None), "save_dir", None) or config.trainer.default_root_dir

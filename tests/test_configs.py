@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from jsonargparse.typing import import_object
 
+from maxclass_lightning import recipes
 from maxclass_lightning.cli import TRAINER_DEFAULTS, MaxClassCLI, main
 from maxclass_lightning.display import Display
 from maxclass_lightning.module import ClassVisualizer
@@ -51,23 +53,17 @@ def test_pomeranian_config_is_the_seed_recipe():
 
 
 def _class_defaults(class_path: str) -> dict:
-    """The constructor defaults of the class a config names (what it brings when named)."""
-    import inspect
+    """The constructor defaults of the class a config names (what it brings when named), as the
+    parser reads them (``TensorBoardLogger`` passes its ``**kwargs`` to ``SummaryWriter``)."""
+    from jsonargparse import ArgumentParser
 
-    from jsonargparse.typing import import_object
-
-    signature = inspect.signature(import_object(class_path))
-    return {
-        name: parameter.default
-        for name, parameter in signature.parameters.items()
-        if parameter.default is not inspect.Parameter.empty and parameter.kind is not inspect.Parameter.VAR_KEYWORD
-    }
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(import_object(class_path), "cls")
+    return parser.get_defaults().cls.as_dict()
 
 
 def _plain(value):
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, list):
+    if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     return value
 
@@ -77,9 +73,11 @@ APP_DEFAULTS = {"trainer.logger": TRAINER_DEFAULTS["logger"]}
 
 
 def _compare_classes(written, resolved, where: str) -> None:
-    """Every class a config names resolves to its own defaults (with the app's defaults for the
-    same class) plus what the config writes."""
+    """Every class a config names resolves to exactly what the config writes plus its own
+    defaults (and the app's defaults for that same class): nothing else carries over."""
     if isinstance(written, dict) and "class_path" in written:
+        same = import_object(resolved["class_path"]) is import_object(written["class_path"])
+        assert same, f"{where}: {resolved['class_path']}, expected {written['class_path']}"
         app = APP_DEFAULTS.get(where, {})
         same_class = app.get("class_path") == written["class_path"]
         expected = {
@@ -87,10 +85,11 @@ def _compare_classes(written, resolved, where: str) -> None:
             **(app.get("init_args", {}) if same_class else {}),
             **(written.get("init_args") or {}),
         }
-        got = resolved.get("init_args") or {}
-        for key, value in expected.items():
-            if key in got:
-                assert _plain(got[key]) == _plain(value), f"{where}.init_args.{key}: {got[key]!r}, expected {value!r}"
+        for key, value in (resolved.get("init_args") or {}).items():
+            assert key in expected, f"{where}.init_args.{key} is not an option of {written['class_path']}"
+            assert _plain(value) == _plain(expected[key]), (
+                f"{where}.init_args.{key}: {value!r}, expected {expected[key]!r}"
+            )
         return
     if isinstance(written, dict):
         for key, value in written.items():
@@ -100,39 +99,29 @@ def _compare_classes(written, resolved, where: str) -> None:
             _compare_classes(item, got, f"{where}[{index}]")
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
-def test_resolved_config_is_the_yaml_plus_the_named_classes_own_defaults(config, capsys):
-    """No option of one class carries over to another named in its place (the recipes naming
-    Adam once ran with the default AdamW's weight_decay 0.1)."""
+@pytest.mark.parametrize("recipe", recipes.names())
+def test_resolved_recipe_is_the_yaml_plus_the_named_classes_own_defaults(recipe, capsys):
+    """A class named in a recipe in place of the app's default (torch.optim.Adam for AdamW) keeps
+    none of the default's settings: the recipe spells every value that differs from the class's
+    own defaults (jsonargparse carries over shared ``init_args`` by design; the recipes once ran
+    with the default AdamW's weight_decay 0.1)."""
     import yaml
 
     with pytest.raises(SystemExit):
-        main(["fit", "--config", str(config), "--print_config"])
+        main(["fit", "--config", str(recipes.path(recipe)), "--print_config"])
     resolved = yaml.safe_load(capsys.readouterr().out)
-    written = yaml.safe_load(config.read_text())
-    _compare_classes(written, resolved, "")
-    optimizer = written["model"].get("optimizer")
-    if optimizer and "weight_decay" not in (optimizer.get("init_args") or {}):
-        expected = _class_defaults(optimizer["class_path"]).get("weight_decay", 0)
-        assert resolved["model"]["optimizer"]["init_args"]["weight_decay"] == expected
+    _compare_classes(yaml.safe_load(recipes.path(recipe).read_text()), resolved, "")
 
 
-def test_naming_another_class_on_the_command_line_drops_the_previous_ones_options(capsys):
+def test_a_class_named_on_the_command_line_keeps_the_shared_options_it_was_given(capsys):
+    """On the command line, naming another class keeps the shared ``init_args`` already set
+    (jsonargparse's documented behaviour), and ``--print_config`` and the run's config.yaml show
+    them: ``--model.optimizer=torch.optim.SGD`` after the seed recipe is SGD with lr 5.0."""
     import yaml
 
     with pytest.raises(SystemExit):
-        main(
-            [
-                "fit",
-                "--config",
-                str(ROOT / "configs" / "pomeranian.yaml"),
-                "--model.optimizer=torch.optim.SGD",
-                "--print_config",
-            ]
-        )
+        main(["fit", "--config", str(recipes.path("seed")), "--model.optimizer=torch.optim.SGD", "--print_config"])
     optimizer = yaml.safe_load(capsys.readouterr().out)["model"]["optimizer"]
     assert optimizer["class_path"] == "torch.optim.SGD"
-    assert (
-        optimizer["init_args"]["weight_decay"] == 0
-        and optimizer["init_args"]["lr"] == _class_defaults("torch.optim.SGD")["lr"]
-    )
+    assert optimizer["init_args"]["lr"] == 5.0 and optimizer["init_args"]["weight_decay"] == 0.1
+    assert optimizer["init_args"]["momentum"] == _class_defaults("torch.optim.SGD")["momentum"]
