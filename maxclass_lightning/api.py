@@ -7,9 +7,12 @@ so a call and ``python -m maxclass_lightning fit`` with the same settings make t
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,9 +160,40 @@ def visualize(
             arguments.append(_argument(f"trainer.{name}", value))
         else:
             objects[name] = value
-    cli = _cli(arguments, None if named else classifier, objects)
-    cli.trainer.fit(cli.model)
+    objects.setdefault("enable_model_summary", False)  # the layer table says nothing about the pictures
+    with quiet():
+        cli = _cli(arguments, None if named else classifier, objects)
+        cli.trainer.fit(cli.model)
     return _result(cli.model)
+
+
+#: Loggers whose notices (seed, accelerators, tips, the replaced default checkpoint, the end of
+#: fit) a notebook user does not need around the progress bar and the pictures.
+NOTICE_LOGGERS = ("lightning.pytorch", "lightning.fabric")
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """The command line's warning filters, scoped to the call, plus Lightning's notices held back
+    and jsonargparse's note that a module instance cannot be written into a config: what is left
+    is the progress bar, real problems (warnings and errors) and the result."""
+    from maxclass_lightning.cli import quiet_lightning  # the command line imports this module
+
+    loggers = [logging.getLogger(name) for name in NOTICE_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        quiet_lightning()
+        warnings.filterwarnings("ignore", message=r"(?s).*Unable to serialize instance")
+        warnings.filterwarnings("ignore", message=r".*skip_none parameter was deprecated.*")
+        # The module logs its scores itself, from step 0 and at the end, whatever the run's length.
+        warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
 
 
 def _is_plain(value: Any) -> bool:
