@@ -22,10 +22,16 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from typing_extensions import override
 
-from maxclass_lightning.checkpoints import is_disk_full, run_directory
+from maxclass_lightning.checkpoints import (
+    InterruptCheckpoint,
+    PeriodicCheckpoint,
+    is_disk_full,
+    is_lightning_default,
+    run_directory,
+)
 from maxclass_lightning.display import contact_sheet, grid, grid_tiles, save_png
 from maxclass_lightning.errors import RunError, is_count, require
-from maxclass_lightning.metrics import MAX_CLASS_TAGS
+from maxclass_lightning.metrics import MAX_CLASS_TAGS, ScoreLogger
 from maxclass_lightning.ownership import gather_rows
 from maxclass_lightning.steps import log_interval
 
@@ -252,3 +258,16 @@ class DivergenceGuard(Callback):
             f"{self.finite_step}, the last finite ones, are exported to {run_directory(trainer) / IMAGES_FOLDER}. "
             "Lower model.optimizer.init_args.lr"
         )
+
+
+def default_callbacks(trainer: Trainer) -> list[Callback]:
+    """Periodic checkpoints, scores, TensorBoard snapshots, PNG export and the divergence and
+    interruption guards, on by default; ``trainer.callbacks`` entries of the same type take their
+    place (``trainer.enable_checkpointing: false`` turns the periodic checkpoint off)."""
+    present = {type(callback) for callback in trainer.callbacks}
+    # The checkpoint first: on SIGTERM the grace period may not outlast a 1000-class export.
+    defaults = [InterruptCheckpoint, DivergenceGuard, ScoreLogger, ImageExport, ImageLogger]
+    checkpoints = trainer.checkpoint_callbacks  # empty with trainer.enable_checkpointing false
+    if checkpoints and all(is_lightning_default(callback) for callback in checkpoints):
+        defaults.insert(0, PeriodicCheckpoint)
+    return [callback() for callback in defaults if callback not in present]

@@ -14,6 +14,20 @@ from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
 
+def view_keys(work: Tensor, seed: int, class_indices: Tensor, step: int) -> Tensor:
+    """(seed, class, view, step) of each work item, ``[K, 4]`` on its device: all that its random
+    view may depend on (``class_indices``: each image row's class; a class's samples see the same
+    views)."""
+    constant = torch.ones_like(work[:, 0])
+    return torch.stack([constant * seed, class_indices[work[:, 0]], work[:, 1], constant * step], dim=1)
+
+
+def pass_size(batch_size: int, group: int) -> int:
+    """Work items per forward pass: about ``batch_size``, a whole number of ``group`` s (the items
+    that must share a pass, e.g. the samples the diversity term compares)."""
+    return max(group, batch_size // group * group)
+
+
 def work_items(num_images: int, views: int) -> Tensor:
     """All (image row, view) pairs of one step, ``[num_images * views, 2]``, image-major."""
     rows = torch.arange(num_images).repeat_interleave(views)

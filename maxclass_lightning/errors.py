@@ -4,7 +4,9 @@ the Python API all get the same message."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -15,6 +17,15 @@ class ConfigError(ValueError):
 class RunError(RuntimeError):
     """A run that could not finish (exit code 1), its finished work already saved; the message
     says what happened, where the work is, and what to change."""
+
+
+@contextlib.contextmanager
+def about(option: str) -> Iterator[None]:
+    """A ``ConfigError`` raised inside names ``option`` first (``model.classes: ...``)."""
+    try:
+        yield
+    except ConfigError as error:
+        raise ConfigError(f"{option}: {error}") from None
 
 
 def require(valid: bool, option: str, value: Any, expected: str) -> None:

@@ -19,7 +19,6 @@ from torch import Tensor
 from torch.distributed import ReduceOp
 from typing_extensions import override
 
-from maxclass_lightning.data import work_items
 from maxclass_lightning.objectives import target_scores
 
 #: Classes up to which each class gets its own TensorBoard tags (``prob/259_pomeranian``,
@@ -77,14 +76,9 @@ class ScoreLogger(Callback):
             pl_module.log_dict(progress, prog_bar=True, logger=False, batch_size=1)
 
     @override
-    @torch.no_grad()
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Score the final images, every view, after the last step, so the scalars end where the
-        images do."""
-        work = work_items(len(pl_module.owned_rows), pl_module.views).to(pl_module.device)
-        scored = [pl_module.loss(chunk, with_scores=True) for chunk in pl_module.chunks(work)]
-        loss = sum((loss for loss, _ in scored), pl_module._zero())
-        self.log_scores(trainer, pl_module, StepScores(work, pl_module._stacked([s for _, s in scored]), loss))
+        """Score the final images, after the last step, so the scalars end where the images do."""
+        self.log_scores(trainer, pl_module, pl_module.score_images())
 
     def log_scores(self, trainer: Trainer, pl_module: LightningModule, scores: StepScores) -> dict[str, float]:
         """Sum ``scores`` over processes, write them at ``global_step`` and return them."""

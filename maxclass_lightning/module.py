@@ -12,15 +12,14 @@ from typing_extensions import override
 
 from maxclass_lightning import classifiers, preflight
 from maxclass_lightning.averaging import ImageAverage
-from maxclass_lightning.callbacks import DivergenceGuard, ImageExport, ImageLogger
-from maxclass_lightning.checkpoints import InterruptCheckpoint, PeriodicCheckpoint, is_lightning_default
-from maxclass_lightning.data import step_loader
+from maxclass_lightning.callbacks import default_callbacks
+from maxclass_lightning.data import pass_size, step_loader, view_keys, work_items
 from maxclass_lightning.display import Display
-from maxclass_lightning.errors import ConfigError, is_count, require
+from maxclass_lightning.errors import about, is_count, require
 from maxclass_lightning.images import ClassImages, ImageCallable, PixelImage
-from maxclass_lightning.metrics import COLUMNS, ScoreLogger, StepScores, item_scores
+from maxclass_lightning.metrics import COLUMNS, StepScores, item_scores
 from maxclass_lightning.objectives import ClassObjective, class_logit
-from maxclass_lightning.ownership import check_strategy, owned_classes, process_rows, uses_ownership
+from maxclass_lightning.ownership import process_rows, process_share
 from maxclass_lightning.steps import first_of_last, is_log_step
 from maxclass_lightning.transforms import Resize, resized
 
@@ -44,34 +43,28 @@ class ClassVisualizer(LightningModule):
     With several processes (``trainer.strategy: owned_classes``) each process holds, optimizes
     and exports only the images of its own share of the classes (``ownership``).
 
-    Args:
+    Args (each one in docs/configuration.md):
         classes: ImageNet class indices or names (case-insensitive), or ``all``.
         image_size: side of each optimized image, in pixels; null: the classifier's input side.
-        classifier: torchvision name, ``efficientnet_lite0``/``1`` (lite extra), ``timm:<name>``,
-            ``package.module:function``, or (Python) an ``nn.Module``, not saved in checkpoints:
-            reload with ``load_from_checkpoint(path, classifier=model)`` (``classifiers``).
-        weights: ``DEFAULT`` (the network's own pretrained weights), a torchvision weights name,
-            a state dict path, or null (a seeded random network).
+        classifier: torchvision name, ``efficientnet_lite0``/``1``, ``timm:<name>``,
+            ``package.module:function``, or (Python) an ``nn.Module``, which checkpoints leave out.
+        weights: ``DEFAULT`` (pretrained), a torchvision weights name, a state dict path, or null (random).
         normalize: apply the classifier's own mean/std before it; false feeds the raw image (the seed).
         image: the parameterization (default: ``PixelImage``, the seed's raw pixels).
-        optimizer: optimizer over the image parameters only (default: AdamW, lr 5.0, weight decay 0.1).
+        optimizer: optimizer over the image parameters (default: AdamW, lr 5.0, weight decay 0.1).
         lr_scheduler: learning-rate schedule, stepped once per optimizer step; null: constant.
         views: augmented views of each image scored per step (their mean score is maximized).
-        exact_view_steps: in the run's last steps (a count, or a fraction of ``max_steps``), view 0
-            is the image itself, resized, so its own network reads the picture as it is (0: never).
-        average_steps: the run's last steps (count or fraction) whose exponential moving average
-            is the picture (``averaging``; 0: the last step's image).
+        exact_view_steps: last steps (count, or fraction of ``max_steps``) in which view 0 is the image itself.
+        average_steps: last steps (count or fraction) whose moving average is the picture (``averaging``).
         average_decay: weight of the previous average at each of those steps.
         transforms: how a view is made (``RandomViews``, ``CropViews``); null: the image itself.
-        regularizer_weights: per-image penalties added to the loss, by name: ``total_variation``,
-            ``blur`` (distance to its own 3x3 blur).
+        regularizer_weights: per-image penalties by name: ``total_variation``, ``blur``.
         batch_size: views per classifier forward pass (memory only); null: ``AUTO_BATCH_SIZE``.
         channels_last: run the classifier in NHWC memory layout (faster on tensor-core GPUs).
         compile: ``torch.compile`` the classifier's forward (slow first step, faster after).
         display: how images become pictures (TensorBoard, PNG export).
         seed: seed of the initialization and views; the CLI sets it from ``seed_everything``.
-        samples_per_class: images per class, each from its own random stream (sample 0 is a
-            one-sample run's image).
+        samples_per_class: images per class, each from its own random stream.
         diversity_weight: weight of Lucid's diversity penalty among a class's samples (0: off).
         diversity_layer: classifier module whose output the diversity term compares.
     """
@@ -108,14 +101,10 @@ class ClassVisualizer(LightningModule):
         self.hparams["classifier"] = classifiers.describe(classifier)
         # Optimized by hand: each forward pass (chunk) is differentiated on its own, then one step.
         self.automatic_optimization = False
-        try:
+        with about("model.classifier / model.weights"):
             described = classifiers.load(classifier, weights, seed)
-        except ConfigError as error:
-            raise ConfigError(f"model.classifier / model.weights: {error}") from None
-        try:
+        with about("model.classes"):
             self.classes = classifiers.resolve_classes(classes, described.class_names)
-        except ConfigError as error:
-            raise ConfigError(f"model.classes: {error}") from None
         self.classifier, self.class_names = described.network, described.class_names
         #: per class of the run, its name in tags and file names (``259_pomeranian``); per image
         #: (class-major, then sample), its file name (``259_pomeranian_1`` for samples)
@@ -171,25 +160,13 @@ class ClassVisualizer(LightningModule):
     def setup(self, stage: str) -> None:
         """Under ``owned_classes``, keep only this process's share of the classes: their images
         are made from their own random streams, the same as in a single-process run."""
-        trainer = self.trainer
-        if uses_ownership(trainer.strategy):
-            shares = [owned_classes(len(self.classes), rank, trainer.world_size) for rank in range(trainer.world_size)]
-            self.own(shares[trainer.global_rank], [len(share) * self.samples_per_class for share in shares])
-        else:
-            check_strategy(trainer.strategy, trainer.world_size)
+        share = process_share(self.trainer, len(self.classes), self.samples_per_class)
+        if share is not None:
+            self.own(*share)
 
     @override
     def configure_callbacks(self) -> list[Callback]:
-        """Periodic checkpoints, scores, TensorBoard snapshots, PNG export and the divergence and
-        interruption guards are on by default; ``trainer.callbacks`` entries of the same type take
-        their place (``trainer.enable_checkpointing: false`` turns the periodic checkpoint off)."""
-        present = {type(callback) for callback in self.trainer.callbacks}
-        # The checkpoint first: on SIGTERM the grace period may not outlast a 1000-class export.
-        defaults = [InterruptCheckpoint, DivergenceGuard, ScoreLogger, ImageExport, ImageLogger]
-        checkpoints = self.trainer.checkpoint_callbacks  # empty with trainer.enable_checkpointing false
-        if checkpoints and all(is_lightning_default(callback) for callback in checkpoints):
-            defaults.insert(0, PeriodicCheckpoint)
-        return [callback() for callback in defaults if callback not in present]
+        return default_callbacks(self.trainer)
 
     @override
     def train(self, mode: bool = True) -> ClassVisualizer:
@@ -202,14 +179,6 @@ class ClassVisualizer(LightningModule):
         """Logits of the classifier for images in the parameterization's range, ``[K, classes]``."""
         return self.classifier(self.normalize(images).contiguous(memory_format=self.memory_format))
 
-    def view_keys(self, work: Tensor) -> Tensor:
-        """(seed, class, view, step) of each work item, ``[K, 4]`` on its device: all that its
-        random view may depend on (the samples of a class see the same views)."""
-        constant = torch.ones_like(work[:, 0])
-        return torch.stack(
-            [constant * self.seed, self.class_indices[work[:, 0]], work[:, 1], constant * self.global_step], dim=1
-        )
-
     def loss(self, work: Tensor, with_scores: bool = False) -> tuple[Tensor, Tensor | None]:
         """The objective's loss over ``work`` items (image row, view), and with ``with_scores``
         each item's ``metrics.COLUMNS`` (score, probability, rank, top-1)."""
@@ -218,7 +187,7 @@ class ClassVisualizer(LightningModule):
         # sampling grids and the colour mixing; only the classifier runs in low precision.
         with torch.autocast(self.device.type, enabled=False):
             images = self.image(rows)
-            views = self.transforms(images, self.view_keys(work))
+            views = self.transforms(images, view_keys(work, self.seed, self.class_indices, self.global_step))
             if self.global_step >= first_of_last(self.exact_view_steps, self.trainer.max_steps):
                 views = torch.where((work[:, 1] == 0)[:, None, None, None], resized(images, views.shape[-1]), views)
         with self.objective.capture() as features:
@@ -230,13 +199,10 @@ class ClassVisualizer(LightningModule):
         return self.objective.loss(target, images, features, groups), scores
 
     def pass_size(self) -> int:
-        """Work items per classifier forward pass."""
-        group = self.objective.group_items
-        return max(group, (self.batch_size or AUTO_BATCH_SIZE) // group * group)
+        """Work items per classifier forward pass, never splitting the items the objective compares."""
+        return pass_size(self.batch_size or AUTO_BATCH_SIZE, self.objective.group_items)
 
     def chunks(self, work: Tensor) -> tuple[Tensor, ...]:
-        """``work`` cut into forward passes of ``pass_size`` items, never splitting the items the
-        objective compares with each other (a class's samples)."""
         return work.split(self.pass_size()) if len(work) else ()  # none on a process that owns no class
 
     @override
@@ -268,6 +234,14 @@ class ClassVisualizer(LightningModule):
         if self.image_average is not None:  # before the callbacks' end of the run: they see the average
             self.image_average.after_step(self.image, step, self.trainer.max_steps)
         return loss
+
+    @torch.no_grad()
+    def score_images(self) -> StepScores:
+        """The scores of the current images, every view, as a step at ``global_step`` sees them."""
+        work = work_items(len(self.owned_rows), self.views).to(self.device)
+        scored = [self.loss(chunk, with_scores=True) for chunk in self.chunks(work)]
+        loss = sum((loss for loss, _ in scored), self._zero())
+        return StepScores(work, self._stacked([scores for _, scores in scored]), loss)
 
     def _stacked(self, scores: list[Tensor]) -> Tensor:
         return torch.cat(scores) if scores else self._zero().new_zeros(0, len(COLUMNS))

@@ -172,6 +172,16 @@ def uses_ownership(strategy: Strategy) -> bool:
     return isinstance(strategy, ClassOwnership)
 
 
+def process_share(trainer, num_classes: int, samples_per_class: int) -> tuple[range, list[int]] | None:
+    """Under ``owned_classes``: this process's class positions and every process's count of image
+    rows; None for a single process (any other strategy with several processes is refused)."""
+    if not uses_ownership(trainer.strategy):
+        check_strategy(trainer.strategy, trainer.world_size)
+        return None
+    shares = [owned_classes(num_classes, rank, trainer.world_size) for rank in range(trainer.world_size)]
+    return shares[trainer.global_rank], [len(share) * samples_per_class for share in shares]
+
+
 def check_strategy(strategy: Strategy, processes: int) -> None:
     """``ConfigError`` for several processes under a strategy that would replicate every image."""
     if processes > 1 and not uses_ownership(strategy):

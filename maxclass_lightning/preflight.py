@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
+from maxclass_lightning.data import view_keys
 from maxclass_lightning.errors import ConfigError, is_count, is_number, require
 from maxclass_lightning.steps import is_fraction_or_count
 
@@ -150,7 +151,8 @@ def check_forward(module: LightningModule) -> None:
     work = torch.zeros(1, 2, dtype=torch.long)
     try:
         with torch.no_grad():
-            logits = module.scores(module.transforms(module.image(work[:, 0]), module.view_keys(work)))
+            keys = view_keys(work, module.seed, module.class_indices, step=0)
+            logits = module.scores(module.transforms(module.image(work[:, 0]), keys))
     except RuntimeError as error:
         raise ConfigError(
             f"one {module.image_size}-px image cannot go through classifier {module.hparams.classifier} "
