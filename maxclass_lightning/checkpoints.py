@@ -201,16 +201,17 @@ class PeriodicCheckpoint(ModelCheckpoint):
         every_n_steps: int | None = None,
         background: bool = True,
     ) -> None:
-        minutes_ok = every_n_minutes is None or is_number(every_n_minutes, 0, above=True)
         require(
-            minutes_ok,
+            every_n_minutes is None or is_number(every_n_minutes, 0, above=True),
             "PeriodicCheckpoint.every_n_minutes",
             every_n_minutes,
             "a positive number of minutes, e.g. 10, or null",
         )
-        steps_ok = every_n_steps is None or is_count(every_n_steps, 1)
         require(
-            steps_ok, "PeriodicCheckpoint.every_n_steps", every_n_steps, "a positive number of steps, e.g. 100, or null"
+            every_n_steps is None or is_count(every_n_steps, 1),
+            "PeriodicCheckpoint.every_n_steps",
+            every_n_steps,
+            "a positive number of steps, e.g. 100, or null",
         )
         super().__init__(save_top_k=0, every_n_epochs=0)
         self.every_n_minutes = every_n_minutes
