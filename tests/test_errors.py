@@ -67,7 +67,7 @@ def fails_cleanly(capsys, save_dir, *args: str, config: str | None = None) -> st
                 "--model.image.decorrelate=false",
                 "--model.image.saturation=2",
             ],
-            "saturation 2.0 scales the decorrelated colour basis; set decorrelate true or saturation 1",
+            "PhaseImage.saturation is 2.0, which scales the decorrelated colour basis; set decorrelate true or saturation 1",
         ),
     ],
 )

@@ -110,7 +110,6 @@ BAD: dict[str, tuple[str | None, str | None]] = {
     "model.samples_per_class": ("abc", "0"),
     "model.diversity_weight": ("abc", "-1"),
     "model.diversity_layer": (None, "no.such.layer"),  # any text is a name; the classifier's are checked
-    "model.max_class_scalars": ("abc", "-1"),
     "model.channels_last": ("maybe", None),
     "model.compile": ("maybe", None),
     "model.display": ("5", "{upsample: 0}"),
@@ -133,14 +132,12 @@ BAD: dict[str, tuple[str | None, str | None]] = {
     "model.image:PhaseImage.decorrelate": ("maybe", None),
     "model.image:PhaseImage.margin": ("abc", "1.5"),
     "model.image:PhaseImage.saturation": ("abc", "-1"),
-    "model.image:PhaseImage.phase_rate": ("abc", "-1"),
     "model.transforms:RandomViews.pad": ("abc", "-0.1"),
     "model.transforms:RandomViews.jitter": ("abc", "-0.1"),
     "model.transforms:RandomViews.scale": ("abc", "[1.2, 0.8]"),
     "model.transforms:RandomViews.rotate": ("abc", "500"),
     "model.transforms:RandomViews.fill": ("abc", "inf"),
     "model.transforms:RandomViews.color_shift": ("abc", "-1"),
-    "model.transforms:RandomViews.blur": ("abc", "-1"),
     "model.transforms:RandomViews.noise": ("abc", "2"),
     "model.transforms:RandomViews.output_size": ("abc", "0"),
     "model.transforms:CropViews.box": ("abc", "[0.5, 0.25]"),
@@ -170,24 +167,19 @@ BAD: dict[str, tuple[str | None, str | None]] = {
     "model.optimizer:Adam.fused": ("maybe", None),
     "model.optimizer:Adam.decoupled_weight_decay": ("maybe", None),
     "trainer.logger:TensorBoardLogger.save_dir": ("{a: 1}", "/dev/null/runs"),
-    "trainer.logger:TensorBoardLogger.name": ("[1]", "a/b"),
-    "trainer.logger:TensorBoardLogger.version": ("[1]", "-1"),
-    "trainer.logger:TensorBoardLogger.log_graph": ("maybe", "true"),
+    "trainer.logger:TensorBoardLogger.name": ("[1]", None),  # any name, "a/b" too: nested folders
+    "trainer.logger:TensorBoardLogger.version": ("[1]", None),  # any number or name is a folder
+    "trainer.logger:TensorBoardLogger.log_graph": ("maybe", None),
     "trainer.logger:TensorBoardLogger.default_hp_metric": ("maybe", None),
     "trainer.logger:TensorBoardLogger.prefix": ("[1]", None),
-    "trainer.logger:TensorBoardLogger.sub_dir": ("[1]", "a/b"),
+    "trainer.logger:TensorBoardLogger.sub_dir": ("[1]", None),
     "trainer.logger:TensorBoardLogger.comment": ("[1]", None),
     "trainer.logger:TensorBoardLogger.purge_step": ("abc", "-1"),
     "trainer.logger:TensorBoardLogger.max_queue": ("abc", "0"),
     "trainer.logger:TensorBoardLogger.flush_secs": ("abc", "0"),
     "trainer.logger:TensorBoardLogger.filename_suffix": ("[1]", None),
     "trainer.callbacks:ImageLogger.every_n_steps": ("abc", "0"),
-    "trainer.callbacks:ImageLogger.snapshots": ("abc", "0"),
-    "trainer.callbacks:ImageLogger.max_class_tags": ("abc", "-1"),
     "trainer.callbacks:ImageLogger.upsample": ("maybe", None),
-    "trainer.callbacks:ImageExport.dirname": ("[1]", "a/b"),
-    "trainer.callbacks:DivergenceGuard.every_n_steps": ("abc", "0"),
-    "trainer.callbacks:InterruptCheckpoint.filename": ("[1]", "a/b.ckpt"),
     "trainer.callbacks:PeriodicCheckpoint.every_n_minutes": ("abc", "-1"),
     "trainer.callbacks:PeriodicCheckpoint.every_n_steps": ("abc", "0"),
     "trainer.callbacks:PeriodicCheckpoint.background": ("maybe", None),
@@ -253,8 +245,11 @@ CASES = [
 @pytest.mark.parametrize(("option", "value"), CASES)
 def test_bad_value_is_one_line_exit_2_nothing_written(option, value, capsys, tmp_path):
     message = fails_cleanly(capsys, tmp_path / "runs", *FAST, *_arguments(option, value))
+    # The option, or (for an option of a named class, checked by its constructor) the argument.
     named = option.split(":")[0]
-    assert named in message or named.rsplit(".", 1)[-1] in message, message
+    assert named in message or named.rsplit(".", 1)[-1] in message or f".{option.rsplit('.', 1)[-1]} " in message, (
+        message
+    )
 
 
 def test_tiny_fast_run_is_valid(tmp_path):
