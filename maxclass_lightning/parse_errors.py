@@ -11,39 +11,51 @@ import re
 from pathlib import Path
 
 import yaml
+from jsonargparse.typing import import_object
 
 from maxclass_lightning.errors import ConfigError
 
 _KEY = re.compile(r'Parser key "([^"]+)"')
 _GIVEN = re.compile(r"(?:Given value|Got value): (.*?)(?:\. Got value:.*)?$")
-_CLASS = re.compile(r"<class '(?:[\w]+\.)*(\w+)'>")
+_CLASS = re.compile(r"<class '(?:\w+\.)*(\w+)'>|\[(?:\w+\.)*(\w+)\]")
 _LITERAL = re.compile(r"Literal\[(.*?)\]")
+_CLASS_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+_NON_FINITE = {"nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+
+#: What a class option takes, in a user's words (``give ...``).
+KINDS = {
+    "model.optimizer": "an optimizer class such as torch.optim.AdamW",
+    "model.lr_scheduler": "a learning-rate scheduler class such as torch.optim.lr_scheduler.StepLR, or null",
+    "model.image": "an image class such as maxclass_lightning.images.FourierImage",
+    "model.transforms": "a views class such as maxclass_lightning.transforms.RandomViews, or null",
+    "trainer.callbacks": "a Callback class such as maxclass_lightning.callbacks.ImageExport",
+    "trainer.logger": "a logger class such as lightning.pytorch.loggers.TensorBoardLogger, or false",
+    "trainer.plugins": "a Lightning plugin class",
+    "trainer.strategy": "a strategy name such as ddp, or a Strategy class",
+    "trainer.accelerator": "an accelerator name such as cpu, gpu or auto",
+    "data": "a LightningDataModule class, or null",
+}
+
+#: Types the parser names, as a user would say them; other classes are what ``KINDS`` says.
+_TYPE_WORDS = {
+    "int": "a whole number",
+    "float": "a finite number",
+    "bool": "true or false",
+    "str": "text",
+    "dict": "a mapping",
+    "list": "a list",
+    "tuple": "a list",
+    "NoneType": "null",
+}
 
 
 def _type_words(text: str) -> list[str]:
     """``<class 'int'>``, ``typing.Literal['a', 'b']``, ``list[...]`` as a user would say them."""
     if "Literal[" in text:
         return [f"one of {', '.join(match.strip() for match in _LITERAL.findall(text))}"]
-    if text.startswith("list[") or text.startswith("collections.abc.Iterable["):
+    if text.startswith(("list[", "collections.abc.Iterable[")):
         return ["a list"]
-    words = []
-    for name in _CLASS.findall(text):
-        if name == "NoneType":
-            words.append("null")
-        elif name in ("int", "float", "bool", "str", "dict", "list"):
-            words.append(
-                {
-                    "int": "a whole number",
-                    "float": "a finite number",
-                    "bool": "true or false",
-                    "str": "text",
-                    "dict": "a mapping",
-                    "list": "a list",
-                }[name]
-            )
-        else:
-            words.append(f"a {name} class path")
-    return words
+    return [_TYPE_WORDS[name] for pair in _CLASS.findall(text) for name in pair if name in _TYPE_WORDS]
 
 
 def _either(words: list[str]) -> str:
@@ -54,9 +66,22 @@ def _either(words: list[str]) -> str:
     return ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else (words or ["a valid value"])[0]
 
 
+def _class_path_problem(option: str, given: str) -> str:
+    """Why a class path given to a class option was refused: it does not import, or it imports
+    something of another kind."""
+    kind = KINDS.get(option, "a class of the kind this option takes")
+    try:
+        import_object(given)
+    except Exception as error:  # ImportError, AttributeError, ValueError: all mean "not there"
+        reason = " ".join(str(error).split()) or type(error).__name__
+        return f"{option} is {given}, which cannot be imported ({reason}); give {kind}"
+    return f"{option} is {given}, which is not the right kind of class; give {kind}"
+
+
 def one_line(message: str) -> str:
     """``<option> is <value>; give <expected>`` from a jsonargparse error report; reports of other
-    kinds (unknown options) keep their first lines."""
+    kinds (unknown options) keep their first lines. Parser internals (``Namespace(...)``, type
+    reprs) never reach the user."""
     keys: list[str] = []
     for key in _KEY.findall(message):
         if not keys or keys[-1] != key:
@@ -65,23 +90,25 @@ def one_line(message: str) -> str:
     if not keys:
         return " ".join(lines[:2])
     option = ".".join(keys)
-    given = next((m.group(1) for line in lines if (m := _GIVEN.search(line))), None)
+    # The innermost option's value comes first in the report, the option's own last.
+    values = [m.group(1) for line in lines if (m := _GIVEN.search(line))]
+    given = (values[0] if len(keys) > 1 else values[-1]) if values else None
     refused = re.search(r"Option '(\w+)' is not accepted", message)
     if refused:
         return (
             f"{option}.{refused.group(1)} is not an option of {option}'s class (some are set by the app); check "
             f"the spelling, or name the class first (--{option}.help CLASS_PATH lists its options)"
         )
-    for line in lines:
-        if "expects a function or a callable class:" in line and "Parser key" not in line:
-            reason = line.split("expects a function or a callable class:", 1)[1].strip()
-            required = re.search(r"arguments are required: ([\w, ]+)", reason)
-            if required:  # the class imports; a constructor argument without a default is missing
-                name = re.search(r"class_path='([\w.]+)'", given or "")
-                named = f"{option} {name.group(1)}" if name else option
-                first = required.group(1).split(",")[0].strip()
-                return f"{named} needs {required.group(1)}; give it, e.g. --{option}.init_args.{first}=..."
-            return f"{option} is {given}, which cannot be imported ({reason}); give an importable class path"
+    required = re.search(r"arguments are required: ([\w, ]+)", message)
+    if required:  # the class imports; a constructor argument without a default is missing
+        name = re.search(r"class_path='([\w.]+)'", given or "")
+        named = f"{option} {name.group(1)}" if name else option
+        first = required.group(1).split(",")[0].strip()
+        return f"{named} needs {required.group(1)}; give it, e.g. --{option}.init_args.{first}=..."
+    if given is not None and given.strip().lower() in _NON_FINITE:
+        return f"{option} is {given}; give a finite number"
+    if len(keys) == 1 and option in KINDS and given is not None and _CLASS_PATH.match(given):
+        return _class_path_problem(option, given)
     if len(keys) > 1:  # what the innermost option expects, not its parent class option
         inner = message[message.rindex(f'Parser key "{keys[-1]}"') :]
         lines = [line.strip(" -") for line in inner.splitlines() if line.strip(" -")]
@@ -94,9 +121,10 @@ def one_line(message: str) -> str:
                 r", (?=<class|list\[|collections|typing)", line.removeprefix("Subtypes:").strip("[] ")
             ):
                 expected += _type_words(part)
-    if given is None or given.startswith("NestedArg("):
-        reason = next((line for line in lines if line.startswith(("Expected", "Import path", "Problem"))), lines[-1])
-        return f"{option}: {reason}"
+    if len(keys) == 1 and option in KINDS:
+        expected = [KINDS[option]]
+    if given is None or given.startswith(("NestedArg(", "Namespace(")):
+        return f"{option} is not valid; give {_either(expected)}"
     return f"{option} is {given}; give {_either(expected)}"
 
 

@@ -67,12 +67,66 @@ def fails_cleanly(capsys, save_dir, *args: str, config: str | None = None) -> st
                 "--model.image.decorrelate=false",
                 "--model.image.saturation=2",
             ],
-            "PhaseImage.saturation is 2.0, which scales the decorrelated colour basis; set decorrelate true or saturation 1",
+            "PhaseImage.saturation is 2.0, which scales the decorrelated colour basis; "
+            "set decorrelate true or saturation 1",
         ),
     ],
 )
 def test_usage_error(capsys, tmp_path, args, expected):
     assert expected in fails_cleanly(capsys, tmp_path / "runs", *args)
+
+
+#: Class options, and a path under a real module that names nothing there.
+CLASS_OPTIONS = {
+    "trainer.callbacks+": "maxclass_lightning.callbacks.NoSuchCallback",
+    "model.optimizer": "torch.optim.NoSuchOptimizer",
+    "model.lr_scheduler": "torch.optim.lr_scheduler.NoSuchSchedule",
+    "model.image": "maxclass_lightning.images.NoSuchImage",
+    "model.transforms": "maxclass_lightning.transforms.NoSuchViews",
+    "trainer.logger": "lightning.pytorch.loggers.NoSuchLogger",
+}
+
+#: What each class option says it takes.
+KINDS = {
+    "trainer.callbacks+": "give a Callback class such as",
+    "model.optimizer": "give an optimizer class such as torch.optim.AdamW",
+    "model.lr_scheduler": "give a learning-rate scheduler class such as",
+    "model.image": "give an image class such as maxclass_lightning.images.FourierImage",
+    "model.transforms": "give a views class such as maxclass_lightning.transforms.RandomViews",
+    "trainer.logger": "give a logger class such as lightning.pytorch.loggers.TensorBoardLogger",
+}
+
+#: What a message must never show: the parser's own objects instead of the user's mistake.
+PARSER_INTERNALS = ("Namespace(", "NestedArg(", "<class", "class path", "typing.", "Given value")
+
+
+@pytest.mark.parametrize("option", sorted(CLASS_OPTIONS))
+def test_a_class_path_that_does_not_import_says_so_with_the_path(option, capsys, tmp_path):
+    path = CLASS_OPTIONS[option]
+    message = fails_cleanly(capsys, tmp_path / "runs", f"--{option}={path}")
+    assert f"{option.rstrip('+')} is {path}, which cannot be imported" in message, message
+    assert KINDS[option] in message, message
+    assert not any(internal in message for internal in PARSER_INTERNALS), message
+
+
+@pytest.mark.parametrize("option", sorted(CLASS_OPTIONS))
+def test_a_class_of_the_wrong_kind_says_what_kind_is_expected(option, capsys, tmp_path):
+    # nn.Linear is a module, so a (useless) transform: views get an optimizer instead.
+    wrong = "torch.optim.AdamW" if option in ("model.image", "model.transforms") else "torch.nn.Linear"
+    message = fails_cleanly(capsys, tmp_path / "runs", f"--{option}={wrong}")
+    assert f"{option.rstrip('+')} is {wrong}, which is not the right kind of class; {KINDS[option]}" in message
+    assert not any(internal in message for internal in PARSER_INTERNALS), message
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+@pytest.mark.parametrize(
+    "option",
+    ["model.optimizer.init_args.lr", "model.optimizer.lr", "model.average_decay", "model.diversity_weight"],
+)
+def test_a_non_finite_number_is_asked_to_be_finite(option, value, capsys, tmp_path):
+    message = fails_cleanly(capsys, tmp_path / "runs", f"--{option}={value}")
+    assert f"{option.replace('init_args.', '')} is {value}; give a finite number" in message, message
+    assert not any(internal in message for internal in PARSER_INTERNALS), message
 
 
 def test_weights_file_missing_unreadable_or_for_another_network(capsys, tmp_path):
