@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import re
 import shlex
@@ -256,10 +257,12 @@ def mean_score(scores: list[Score]) -> Score | None:
 
 
 def as_pair(score: Score | None) -> list[float | None] | None:
-    """``[probability, rank]`` for the page, rounded (it shows three decimals)."""
-    if score is None:
+    """``[probability, rank]`` for the page, rounded (it shows three decimals); a diverged run's
+    NaN is an unknown score (JSON has no NaN)."""
+    if score is None or not math.isfinite(score.probability):
         return None
-    return [round(score.probability, 6), None if score.rank is None else round(score.rank, 3)]
+    rank = score.rank if score.rank is not None and math.isfinite(score.rank) else None
+    return [round(score.probability, 6), None if rank is None else round(rank, 3)]
 
 
 def page_data(
@@ -304,7 +307,7 @@ def page_data(
                 ],
                 "score": as_pair(final),
                 "judges": {name: as_pair(score) for name, score in judged.items()},
-                "history": [[step, round(value, 6)] for step, value in logged.get("prob", [])],
+                "history": [[step, round(value, 6)] for step, value in logged.get("prob", []) if math.isfinite(value)],
             }
         )
     return {

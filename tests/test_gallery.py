@@ -212,3 +212,16 @@ def test_constants_match_the_run_that_writes_the_files():
 
     assert gallery.IMAGES_FOLDER == callbacks.IMAGES_FOLDER
     assert gallery.MAX_CLASS_TAGS == metrics.MAX_CLASS_TAGS
+
+
+def test_a_diverged_score_is_unknown(tmp_path):
+    """A NaN probability (a run that diverged) leaves the tile without a score; the page stays valid JSON."""
+    Image.new("RGB", (8, 8)).save(tmp_path / "1_goldfish.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "2_great_white_shark.png")
+    records = [{"name": "1_goldfish", "class": 1, "probability": float("nan"), "rank": 500}]
+    records.append({"name": "2_great_white_shark", "class": 2, "probability": 0.5, "rank": 1})
+    (tmp_path / gallery.SCORES_FILE).write_text(json.dumps(records))
+    text = gallery.build(tmp_path).read_text()
+    blob = text.split('<script id="gallery-data" type="application/json">')[1].split("</script>")[0]
+    classes = json.loads(blob)["classes"]
+    assert [c["score"] for c in classes] == [None, [0.5, 1]]
