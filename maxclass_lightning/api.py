@@ -24,8 +24,8 @@ from torch import Tensor, nn
 from maxclass_lightning import classifiers, recipes
 from maxclass_lightning.callbacks import image_labels, pictures
 from maxclass_lightning.display import contact_sheet, grid, grid_tiles, save_png
+from maxclass_lightning.metrics import item_scores
 from maxclass_lightning.module import ClassVisualizer
-from maxclass_lightning.objectives import target_scores
 
 #: Option values that travel as command-line text (checked by the CLI's own rules); anything
 #: else (a logger or callback instance) is handed to the Trainer as the object it is.
@@ -115,8 +115,9 @@ def _argument(option: str, value: Any) -> str:
 
 def visualize(
     classifier: str | nn.Module,
-    classes: int | str | list[int | str],
+    classes: int | str | list[int | str] | None = None,
     recipe: str | Path = "quality",
+    objectives: list[str] | None = None,
     steps: int | None = None,
     image_size: int | None = None,
     weights: str | None = classifiers.PRETRAINED,
@@ -129,7 +130,10 @@ def visualize(
     Args:
         classifier: an ``nn.Module`` instance (ImageNet logits; frozen in place), a torchvision
             name (``vgg16``), ``efficientnet_lite0``, ``timm:<name>`` or ``package.module:function``.
-        classes: class indices or names (case-insensitive), or ``all``.
+        classes: class indices or names (case-insensitive), or ``all`` (default: the recipe's).
+        objectives: instead of classes, one picture per objective string: ``"features.28:17"``
+            (a channel), ``"features.28:17@center"`` (its centre neuron), ``"features.28"`` (a
+            layer), ``"logit:259 - logit:151"`` (sums of these, weighted).
         recipe: a shipped recipe's name (``seed``, ``quality``, ``lucid``, ``atlas``, ``quick``)
             or a YAML config file; its classifier and classes are replaced by the arguments.
         steps: optimizer steps (default: the recipe's ``trainer.max_steps``).
@@ -145,7 +149,10 @@ def visualize(
     named = isinstance(classifier, str)
     # A module instance cannot be written as text: a name stands in while parsing, then the instance.
     arguments += [_argument("model.classifier", classifier if named else "vgg16"), _argument("model.weights", weights)]
-    arguments.append(_argument("model.classes", classes))
+    if objectives is not None:  # one image per objective, instead of the recipe's classes
+        arguments += [_argument("model.classes", None), _argument("model.objectives", list(objectives))]
+    elif classes is not None:
+        arguments.append(_argument("model.classes", classes))
     if image_size is not None:
         arguments.append(_argument("model.image_size", image_size))
     if steps is not None:
@@ -241,9 +248,10 @@ def _result(module: ClassVisualizer) -> Visualization:
     images = module.render(rows).float().cpu()
     shown = torch.cat([batch for _, batch in pictures(module)]) if len(rows) else images[:0]
     device = next(iter(module.parameters()), torch.zeros(())).device
-    logits = module.scores(images.to(device)).double().cpu()
-    targets = torch.as_tensor([module.classes[row // module.samples_per_class] for row in rows])
-    score, probability, rank = target_scores(logits, targets)
+    positions = torch.arange(len(rows), device=device)
+    logits, target, _ = module.read(images.to(device), positions)
+    columns = item_scores(logits.double(), target.double(), module.reference_classes[positions]).cpu()
+    score, probability, rank = columns[:, 0], columns[:, 1], columns[:, 2].long()
     return Visualization(
         names=list(module.image_names),
         labels=image_labels(module),

@@ -70,10 +70,10 @@ def blank_pictures(module: LightningModule, upsample: bool = True) -> Tensor:
 
 
 def image_labels(module: LightningModule) -> list[str]:
-    """Each image's contact-sheet label: ``259 Pomeranian`` (``259 Pomeranian #1`` for samples)."""
+    """Each image's contact-sheet label: ``259 Pomeranian`` (``259 Pomeranian #1`` for samples), or
+    its objective."""
     k = module.samples_per_class
-    names = [f"{index} {module.class_names[index]}" for index in module.classes]
-    return [name if k == 1 else f"{name} #{sample}" for name in names for sample in range(k)]
+    return [label if k == 1 else f"{label} #{sample}" for label in module.labels for sample in range(k)]
 
 
 class ImageExport(Callback):

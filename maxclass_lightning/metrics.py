@@ -43,11 +43,14 @@ class StepScores:
     loss: Tensor
 
 
-def item_scores(logits: Tensor, targets: Tensor) -> Tensor:
-    """Each item's target score, probability, rank (1: the top class) and top-1 (0 or 1), ``[K, 4]``."""
-    score, probability, rank = target_scores(logits, targets)
+def item_scores(logits: Tensor, score: Tensor, references: Tensor) -> Tensor:
+    """Each item's score (its class's logit or its objective's value), and the probability, rank
+    (1: the top class) and top-1 (0 or 1) of its reference class (-1: the classifier's top class),
+    ``[K, 4]``."""
+    classes = torch.where(references >= 0, references, logits.argmax(1))
+    _, probability, rank = target_scores(logits, classes)
     rank = rank.to(probability.dtype)
-    return torch.stack([score.detach(), probability, rank, (rank == 1).to(rank.dtype)], 1)
+    return torch.stack([score, probability, rank, (rank == 1).to(rank.dtype)], 1)
 
 
 class ScoreLogger(Callback):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import torch
@@ -10,12 +11,13 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from typing_extensions import override
 
-from maxclass_lightning import classifiers, preflight
+from maxclass_lightning import classifiers, expressions, preflight
 from maxclass_lightning.averaging import ImageAverage
 from maxclass_lightning.callbacks import default_callbacks
 from maxclass_lightning.data import pass_size, step_loader, view_keys, work_items
 from maxclass_lightning.display import Display
 from maxclass_lightning.errors import about, is_count, require
+from maxclass_lightning.expressions import ObjectiveValues
 from maxclass_lightning.images import ClassImages, ImageCallable, PixelImage
 from maxclass_lightning.metrics import COLUMNS, StepScores, item_scores
 from maxclass_lightning.objectives import ClassObjective, class_logit
@@ -32,6 +34,9 @@ SEED_WEIGHT_DECAY = 0.1
 #: (VGG16 at 256 px holds about 90 MB of activations per image) at no cost in speed.
 AUTO_BATCH_SIZE = 64
 
+#: The seed's class, when neither ``classes`` nor ``objectives`` is given: 259, Pomeranian.
+DEFAULT_CLASS = 259
+
 
 def seed_optimizer(parameters) -> torch.optim.Optimizer:
     return torch.optim.AdamW(parameters, lr=SEED_LEARNING_RATE, weight_decay=SEED_WEIGHT_DECAY)
@@ -44,7 +49,9 @@ class ClassVisualizer(LightningModule):
     and exports only the images of its own share of the classes (``ownership``).
 
     Args (each one in docs/configuration.md):
-        classes: ImageNet class indices or names (case-insensitive), or ``all``.
+        classes: ImageNet class indices or names (case-insensitive), or ``all``; null: 259.
+        objectives: instead of classes, one image per objective string (``expressions``):
+            ``"features.28:17"``, ``"features.28:17@center"``, ``"features.28"``, ``"logit:259 - logit:151"``.
         image_size: side of each optimized image, in pixels; null: the classifier's input side.
         classifier: torchvision name, ``efficientnet_lite0``/``1``, ``timm:<name>``,
             ``package.module:function``, or (Python) an ``nn.Module``, which checkpoints leave out.
@@ -71,7 +78,8 @@ class ClassVisualizer(LightningModule):
 
     def __init__(
         self,
-        classes: int | str | list[int | str] = 259,
+        classes: int | str | list[int | str] | None = None,
+        objectives: list[str] | None = None,
         image_size: int | None = None,
         classifier: str | nn.Module = "vgg16",
         weights: str | None = classifiers.PRETRAINED,
@@ -103,16 +111,13 @@ class ClassVisualizer(LightningModule):
         self.automatic_optimization = False
         with about("model.classifier / model.weights"):
             described = classifiers.load(classifier, weights, seed)
-        with about("model.classes"):
-            self.classes = classifiers.resolve_classes(classes, described.class_names)
         self.classifier, self.class_names = described.network, described.class_names
-        #: per class of the run, its name in tags and file names (``259_pomeranian``); per image
-        #: (class-major, then sample), its file name (``259_pomeranian_1`` for samples)
-        self.tags = [described.tag(index) for index in self.classes]
+        self.image_size = image_size or described.input_size
+        self.goals = self._targets(described, classes, objectives)
         self.samples_per_class = k = samples_per_class
+        #: per image (class-major, then sample), its file name (``259_pomeranian_1`` for samples)
         self.image_names = [tag if k == 1 else f"{tag}_{sample}" for tag in self.tags for sample in range(k)]
         self.image_factory = image or PixelImage
-        self.image_size = image_size or described.input_size
         self.normalize = described.normalization() if normalize else nn.Identity()
         self.seed, self.views, self.batch_size = seed, views, batch_size
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
@@ -133,6 +138,29 @@ class ClassVisualizer(LightningModule):
         if compile:  # after the check, which would otherwise compile for the CPU first
             self.classifier.compile()
 
+    def _targets(self, described: classifiers.Classifier, classes, objectives) -> ObjectiveValues | None:
+        """What each image slot of the run maximizes: ``classes`` (their logits), or ``objectives``.
+
+        Sets ``classes`` (each slot's random-stream key: the class index, or the objective's
+        key), ``references`` (the class whose probability and rank are reported, -1: the top
+        class), ``tags`` (``259_pomeranian``, ``0_features.28_17``) and ``labels``."""
+        if not objectives:
+            with about("model.classes"):
+                self.classes = classifiers.resolve_classes(
+                    DEFAULT_CLASS if classes is None else classes, self.class_names
+                )
+            self.references = self.classes
+            self.tags = [described.tag(index) for index in self.classes]
+            self.labels = [f"{index} {self.class_names[index]}" for index in self.classes]
+            return None
+        channels = expressions.channels(self.classifier, self.image_size)
+        parsed = [expressions.parse(text, self.class_names, channels) for text in objectives]
+        self.classes = [objective.key() for objective in parsed]
+        self.references = [objective.reference() for objective in parsed]
+        self.tags = [f"{position}_{objective.file_name()}" for position, objective in enumerate(parsed)]
+        self.labels = [objective.text for objective in parsed]
+        return ObjectiveValues(parsed, self.classifier)
+
     def own(self, positions: range, row_counts: list[int]) -> None:
         """Hold the images of the classes at these positions of the run (a contiguous block), and
         only those: ``owned_rows`` are their rows among all the run's images, ``row_counts`` the
@@ -141,8 +169,11 @@ class ClassVisualizer(LightningModule):
         self.owned_rows, self.row_counts = range(positions.start * k, positions.stop * k), row_counts
         self.all_rows = process_rows(row_counts)
         row_classes = [self.classes[position] for position in positions for _ in range(k)]
-        #: per image row of this process, its ImageNet class and its class position in the run
+        row_references = [self.references[position] for position in positions for _ in range(k)]
+        #: per image row of this process, its stream key (its class) and its class position in the
+        #: run, and the class whose probability and rank it reports (-1: the top class)
         self.register_buffer("class_indices", torch.tensor(row_classes, dtype=torch.long), persistent=False)
+        self.register_buffer("reference_classes", torch.tensor(row_references, dtype=torch.long), persistent=False)
         self.register_buffer(
             "row_positions", torch.arange(positions.start, positions.stop).repeat_interleave(k), persistent=False
         )
@@ -190,13 +221,23 @@ class ClassVisualizer(LightningModule):
             views = self.transforms(images, view_keys(work, self.seed, self.class_indices, self.global_step))
             if self.global_step >= first_of_last(self.exact_view_steps, self.trainer.max_steps):
                 views = torch.where((work[:, 1] == 0)[:, None, None, None], resized(images, views.shape[-1]), views)
-        with self.objective.capture() as features:
+        logits, target, features = self.read(views, rows)
+        groups = self.row_positions[rows] * self.views + work[:, 1]  # a class's samples under one view
+        scores = item_scores(logits.detach(), target.detach(), self.reference_classes[rows]) if with_scores else None
+        return self.objective.loss(target, images, features, groups), scores
+
+    def read(self, views: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """The classifier's logits of ``views`` of these image rows (at least float32), each
+        view's target (its class's logit, or its objective's value) and the diversity layer's output."""
+        with self.objective.capture() as features, self._capture() as captured:
             logits = self.scores(views)
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-        target = class_logit(logits, self.class_indices[rows])
-        groups = self.row_positions[rows] * self.views + work[:, 1]  # a class's samples under one view
-        scores = item_scores(logits.detach(), self.class_indices[rows]) if with_scores else None
-        return self.objective.loss(target, images, features, groups), scores
+        if self.goals is None:
+            return logits, class_logit(logits, self.class_indices[rows]), features
+        return logits, self.goals.values(logits, captured, self.row_positions[rows]), features
+
+    def _capture(self):
+        return self.goals.capture() if self.goals is not None else contextlib.nullcontext({})
 
     def pass_size(self) -> int:
         """Work items per classifier forward pass, never splitting the items the objective compares."""

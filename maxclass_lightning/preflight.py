@@ -102,6 +102,18 @@ def check_memory(module: LightningModule) -> None:
 def check_options(options: dict) -> None:
     """``ClassVisualizer``'s own ranges (``options``: its arguments by name), before anything is built."""
     require(
+        not (options["objectives"] and options["classes"] is not None),
+        "model.classes",
+        options["classes"],
+        "null with model.objectives (one image per objective), or leave out model.objectives",
+    )
+    require(
+        options["objectives"] is None or isinstance(options["objectives"], (list, tuple)),
+        "model.objectives",
+        options["objectives"],
+        "a list of objective strings such as ['features.28:17', 'logit:259 - logit:151']",
+    )
+    require(
         options["image_size"] is None or is_count(options["image_size"], 1),
         "model.image_size",
         options["image_size"],

@@ -43,7 +43,7 @@ def owned(devices: int, *extra: str) -> list[str]:
 def final_images(run) -> dict[int, torch.Tensor]:
     """Class index -> the optimized image tensor stored in the run's checkpoint."""
     (path,) = (run / "checkpoints").glob("*.ckpt")
-    checkpoint = torch.load(path, weights_only=False)
+    checkpoint = torch.load(path, weights_only=True)
     classes = checkpoint["hyper_parameters"]["classes"]
     images = checkpoint["state_dict"]["image.pixels"]
     assert len(images) == len(classes)
@@ -233,7 +233,7 @@ def test_ctrl_c_on_two_processes_gathers_one_checkpoint_of_every_class(tmp_path)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode != 0 and "Resume with" in stderr, stderr
     last = run_dir(tmp_path / "runs") / "checkpoints" / "last.ckpt"
-    checkpoint = torch.load(last, weights_only=False)
+    checkpoint = torch.load(last, weights_only=True)
     stopped_at = checkpoint["global_step"]
     assert 3 <= stopped_at < steps
     assert checkpoint["state_dict"]["image.pixels"].shape[0] == len(CLASSES)
@@ -250,7 +250,7 @@ def test_ctrl_c_on_two_processes_gathers_one_checkpoint_of_every_class(tmp_path)
         )
     )
     assert (
-        torch.load(run_dir(tmp_path / "resumed") / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+        torch.load(run_dir(tmp_path / "resumed") / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
         == stopped_at + 2
     )
 
