@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,12 @@ def atlas(tmp_path_factory) -> Path:
     return folder
 
 
+def embedded(index: Path) -> dict:
+    """The data the page embeds (one JSON blob)."""
+    blob = index.read_text().split('<script id="gallery-data" type="application/json">')[1].split("</script>")[0]
+    return json.loads(blob)
+
+
 def shown(page) -> list[int]:
     """The classes of the tiles shown, in page order."""
     return [
@@ -161,6 +168,7 @@ def test_real_run_class_page(tmp_path, page):
     assert page.locator("#command").inner_text() == command
     page.keyboard.press("Escape")
     assert page.locator("dialog[open]").count() == 0
+    assert " · rank " in page.locator('.tile[data-class="1"]').text_content()  # TensorBoard's last point
     page.click('.tile[data-class="948"]')
     assert page.locator("dialog[open] #class-title").inner_text() == "948 granny smith"
     assert shown(page) == [1, 259, 948]
@@ -221,7 +229,16 @@ def test_a_diverged_score_is_unknown(tmp_path):
     records = [{"name": "1_goldfish", "class": 1, "probability": float("nan"), "rank": 500}]
     records.append({"name": "2_great_white_shark", "class": 2, "probability": 0.5, "rank": 1})
     (tmp_path / gallery.SCORES_FILE).write_text(json.dumps(records))
-    text = gallery.build(tmp_path).read_text()
-    blob = text.split('<script id="gallery-data" type="application/json">')[1].split("</script>")[0]
-    classes = json.loads(blob)["classes"]
+    classes = embedded(gallery.build(tmp_path))["classes"]
     assert [c["score"] for c in classes] == [None, [0.5, 1]]
+
+
+def test_output_elsewhere_links_back_to_the_pictures(atlas, tmp_path):
+    """``--output`` away from the run: thumbnails beside the page, samples by relative paths."""
+    index = gallery.build(atlas, tmp_path / "site")
+    classes = embedded(index)["classes"]
+    assert len(classes) == 1000
+    for item in classes[::97]:
+        assert (index.parent / urllib.parse.unquote(item["thumbnail"])).is_file()
+        sample = index.parent / urllib.parse.unquote(item["samples"][0]["file"])
+        assert sample.resolve() == (atlas / f"{item['tag']}.png").resolve()
