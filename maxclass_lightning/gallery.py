@@ -56,10 +56,13 @@ THUMBNAIL_SIDE = 128
 #: JPEG quality of the thumbnails: about 5 KB each, 5 MB for 1000 classes.
 THUMBNAIL_QUALITY = 85
 
-#: Files copied from the package next to ``index.html``.
+#: The package's folder of the page's template and assets.
+ASSETS_FOLDER = "gallery"
+
+#: Files copied from ``ASSETS_FOLDER`` next to ``index.html``.
 ASSETS = ("gallery.css", "gallery.js")
 
-#: The page template in the package's ``gallery/`` folder.
+#: The page template in ``ASSETS_FOLDER``.
 TEMPLATE = "index.html"
 
 #: A TFRecord's length and its CRC before the record; the record's CRC after it (bytes).
@@ -325,7 +328,7 @@ def page_data(
 
 def write_page(output: Path, data: dict) -> Path:
     """``index.html`` with ``data`` embedded, and the package's CSS and JS beside it."""
-    assets = resources.files("maxclass_lightning") / GALLERY_FOLDER
+    assets = resources.files("maxclass_lightning") / ASSETS_FOLDER
     for name in ASSETS:
         (output / name).write_bytes((assets / name).read_bytes())
     blob = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
