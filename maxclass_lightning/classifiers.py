@@ -35,6 +35,7 @@ from torch import nn
 from torchvision import models
 from torchvision.transforms import v2
 
+from maxclass_lightning.ensembles import Ensemble, normalization
 from maxclass_lightning.errors import ConfigError
 
 #: ImageNet channel statistics of the images the torchvision classifiers were trained on,
@@ -75,8 +76,9 @@ class Classifier:
     name: str
     class_names: list[str]
     input_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    #: None for an ensemble, whose members normalize their own inputs
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
 
     def tag(self, index: int) -> str:
         """Class ``index`` as tags and file names show it: ``259_pomeranian``."""
@@ -84,11 +86,33 @@ class Classifier:
 
     def normalization(self) -> nn.Module:
         """The network's own input normalization, for images in [0, 1]."""
-        return v2.Normalize(self.mean, self.std)
+        return nn.Identity() if self.mean is None else v2.Normalize(self.mean, self.std)
 
 
-def load(classifier: str | nn.Module, weights: str | None = PRETRAINED, seed: int = 0) -> Classifier:
-    """The classifier ``classifier`` with ``weights`` (see the module docstring), frozen, described."""
+def load(
+    classifier: str | nn.Module | Sequence[str | nn.Module],
+    weights: str | None = PRETRAINED,
+    seed: int = 0,
+    normalize: bool = True,
+) -> Classifier:
+    """The classifier ``classifier`` with ``weights`` (see the module docstring), frozen, described;
+    a list of classifiers is an ``Ensemble`` (each member normalized by its own statistics when
+    ``normalize``, at its own input side; the ensemble's input side is the largest)."""
+    if isinstance(classifier, (list, tuple)):
+        if not classifier:
+            raise ConfigError("classifier is an empty list; give a classifier name, or a list of two or more")
+        members = [load(member, weights, seed) for member in classifier]
+        names = members[0].class_names
+        if any(len(member.class_names) != len(names) for member in members):
+            raise ConfigError(
+                f"classifiers {describe(classifier)} have different classes; give networks of one label set"
+            )
+        network = Ensemble(
+            [member.network for member in members],
+            [member.input_size for member in members],
+            [normalization(member.mean, member.std, normalize) for member in members],
+        )
+        return Classifier(network, describe(classifier), names, max(m.input_size for m in members), None, None)
     network = build_classifier(classifier, weights, seed)
     size, mean, std = input_spec(classifier, network)
     return Classifier(network, describe(classifier), class_names(classifier, network), size, mean, std)
@@ -104,9 +128,19 @@ def is_timm(classifier: str | nn.Module) -> bool:
     return isinstance(classifier, str) and classifier.startswith(TIMM_PREFIX)
 
 
-def describe(classifier: str | nn.Module) -> str:
-    """The classifier as messages, hparams and TensorBoard show it: its name, or a module's class name."""
+def describe(classifier: str | nn.Module | Sequence[str | nn.Module]) -> str:
+    """The classifier as messages, hparams and TensorBoard show it: its name, a module's class
+    name, or an ensemble's members joined by ``+``."""
+    if isinstance(classifier, (list, tuple)):
+        return "+".join(describe(member) for member in classifier)
     return classifier if isinstance(classifier, str) else type(classifier).__name__
+
+
+def is_named(classifier: object) -> bool:
+    """Whether ``classifier`` is given by name(s) only, so that a checkpoint can rebuild it."""
+    if isinstance(classifier, (list, tuple)):
+        return all(isinstance(member, str) for member in classifier)
+    return isinstance(classifier, str)
 
 
 def input_spec(classifier: str | nn.Module, network: nn.Module) -> InputSpec:

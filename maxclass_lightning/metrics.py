@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.distributed import ReduceOp
 from typing_extensions import override
 
+from maxclass_lightning.classifiers import describe
 from maxclass_lightning.objectives import target_scores
 
 #: Classes up to which each class gets its own TensorBoard tags (``prob/259_pomeranian``,
@@ -152,7 +153,7 @@ def run_summary(trainer: Trainer, pl_module: LightningModule) -> dict[str, int |
         "classes": ", ".join(shown),
         "num_classes": len(pl_module.classes),
         "image_size": hparams.image_size,
-        "classifier": hparams.classifier,
+        "classifier": describe(hparams.classifier),
         "weights": str(hparams.weights),
         "normalize": hparams.normalize,
         "image": type(pl_module.image).__name__,

@@ -54,7 +54,8 @@ class ClassVisualizer(LightningModule):
             ``"features.28:17"``, ``"features.28:17@center"``, ``"features.28"``, ``"logit:259 - logit:151"``.
         image_size: side of each optimized image, in pixels; null: the classifier's input side.
         classifier: torchvision name, ``efficientnet_lite0``/``1``, ``timm:<name>``,
-            ``package.module:function``, or (Python) an ``nn.Module``, which checkpoints leave out.
+            ``package.module:function``, (Python) an ``nn.Module``, which checkpoints leave out, or a
+            list of these: an ensemble whose logits are averaged, each network at its own input side.
         weights: ``DEFAULT`` (pretrained), a torchvision weights name, a state dict path, or null (random).
         normalize: apply the classifier's own mean/std before it; false feeds the raw image (the seed).
         image: the parameterization (default: ``PixelImage``, the seed's raw pixels).
@@ -81,7 +82,7 @@ class ClassVisualizer(LightningModule):
         classes: int | str | list[int | str] | None = None,
         objectives: list[str] | None = None,
         image_size: int | None = None,
-        classifier: str | nn.Module = "vgg16",
+        classifier: str | nn.Module | list[str | nn.Module] = "vgg16",
         weights: str | None = classifiers.PRETRAINED,
         normalize: bool = True,
         image: ImageCallable | None = None,
@@ -105,12 +106,13 @@ class ClassVisualizer(LightningModule):
         super().__init__()
         preflight.check_options(locals())
         # A module instance is not pickled into hparams and checkpoints: its class name stands in.
-        self.save_hyperparameters(ignore=[] if isinstance(classifier, str) else ["classifier"])
-        self.hparams["classifier"] = classifiers.describe(classifier)
+        named = classifiers.is_named(classifier)
+        self.save_hyperparameters(ignore=[] if named else ["classifier"])
+        self.hparams["classifier"] = classifier if named else classifiers.describe(classifier)
         # Optimized by hand: each forward pass (chunk) is differentiated on its own, then one step.
         self.automatic_optimization = False
         with about("model.classifier / model.weights"):
-            described = classifiers.load(classifier, weights, seed)
+            described = classifiers.load(classifier, weights, seed, normalize)
         self.classifier, self.class_names = described.network, described.class_names
         self.image_size = image_size or described.input_size
         self.goals = self._targets(described, classes, objectives)
