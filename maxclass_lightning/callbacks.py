@@ -22,6 +22,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from typing_extensions import override
 
+from maxclass_lightning import gallery
 from maxclass_lightning.checkpoints import (
     InterruptCheckpoint,
     PeriodicCheckpoint,
@@ -260,13 +261,28 @@ class DivergenceGuard(Callback):
         )
 
 
+class GalleryExport(Callback):
+    """Writes the run's web gallery, ``<run>/gallery/index.html`` (``gallery.build``), when fit
+    ends, after the PNG export and the final scores: once, on global rank 0, from every
+    process's PNGs."""
+
+    @override
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        trainer.strategy.barrier()  # every process's PNGs are on disk
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                if isinstance(logger, TensorBoardLogger):
+                    logger.experiment.flush()  # the final scores reach the event file, for the history
+            rank_zero_info(f"Gallery: {gallery.build(run_directory(trainer)).as_uri()}")
+
+
 def default_callbacks(trainer: Trainer) -> list[Callback]:
-    """Periodic checkpoints, scores, TensorBoard snapshots, PNG export and the divergence and
-    interruption guards, on by default; ``trainer.callbacks`` entries of the same type take their
+    """Periodic checkpoints, scores, TensorBoard snapshots, PNG export, the gallery and the
+    divergence and interruption guards, on by default; ``trainer.callbacks`` entries of the same type take their
     place (``trainer.enable_checkpointing: false`` turns the periodic checkpoint off)."""
     present = {type(callback) for callback in trainer.callbacks}
     # The checkpoint first: on SIGTERM the grace period may not outlast a 1000-class export.
-    defaults = [InterruptCheckpoint, DivergenceGuard, ScoreLogger, ImageExport, ImageLogger]
+    defaults = [InterruptCheckpoint, DivergenceGuard, ScoreLogger, ImageExport, GalleryExport, ImageLogger]
     checkpoints = trainer.checkpoint_callbacks  # empty with trainer.enable_checkpointing false
     if checkpoints and all(is_lightning_default(callback) for callback in checkpoints):
         defaults.insert(0, PeriodicCheckpoint)

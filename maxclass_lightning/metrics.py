@@ -10,7 +10,9 @@ and writes them before the optimizer step, so every value describes the images a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -19,6 +21,7 @@ from torch import Tensor
 from torch.distributed import ReduceOp
 from typing_extensions import override
 
+from maxclass_lightning.checkpoints import run_directory
 from maxclass_lightning.classifiers import describe
 from maxclass_lightning.objectives import target_scores
 
@@ -29,6 +32,9 @@ MAX_CLASS_TAGS = 32
 
 #: The columns of ``StepScores.items``.
 COLUMNS = ("score", "prob", "rank", "top1")
+
+#: The final scores, in the run folder: ``[{"name", "class", "label", "score", "probability", "rank"}]``.
+SCORES_FILE = "scores.json"
 
 #: Classes named one by one in the hyperparameters' ``classes`` entry.
 SUMMARY_CLASSES = 16
@@ -74,18 +80,24 @@ class ScoreLogger(Callback):
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer) -> None:
         scores, pl_module.step_scores = pl_module.step_scores, None
         if scores is not None:
-            metrics = self.log_scores(trainer, pl_module, scores)
+            metrics = self.log_scores(trainer, pl_module, scores)[0]
             # CPU tensors: Lightning keeps them where they are, so the progress bar costs no sync.
             progress = {key: torch.tensor(metrics[key]) for key in ("loss", "prob")}
             pl_module.log_dict(progress, prog_bar=True, logger=False, batch_size=1)
 
     @override
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Score the final images, after the last step, so the scalars end where the images do."""
-        self.log_scores(trainer, pl_module, pl_module.score_images())
+        """Score the final images, after the last step, so the scalars end where the images do,
+        and write them as ``<run>/scores.json`` (global rank 0) for the gallery and scripts."""
+        per_image = self.log_scores(trainer, pl_module, pl_module.score_images())[1]
+        if trainer.is_global_zero:
+            write_scores(run_directory(trainer) / SCORES_FILE, pl_module, per_image.double().cpu())
 
-    def log_scores(self, trainer: Trainer, pl_module: LightningModule, scores: StepScores) -> dict[str, float]:
-        """Sum ``scores`` over processes, write them at ``global_step`` and return them."""
+    def log_scores(
+        self, trainer: Trainer, pl_module: LightningModule, scores: StepScores
+    ) -> tuple[dict[str, float], Tensor]:
+        """Sum ``scores`` over processes, write them at ``global_step`` and return them, with
+        every image's ``COLUMNS`` (``[images, 4]``)."""
         names, views = pl_module.image_names, pl_module.views
         per_image = scores.items.new_zeros(len(names), len(COLUMNS))
         per_image.index_add_(0, scores.work[:, 0] + pl_module.owned_rows.start, scores.items / views)
@@ -112,7 +124,27 @@ class ScoreLogger(Callback):
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_histogram("histograms/prob", probability.cpu(), step)
                 logger.experiment.add_histogram("histograms/rank", per_image[:, 2].cpu(), step)
-        return metrics
+        return metrics, per_image
+
+
+def write_scores(path: Path, pl_module: LightningModule, per_image: Tensor) -> None:
+    """Each image's final score, probability and rank as JSON, written atomically."""
+    k = pl_module.samples_per_class
+    records = [
+        {
+            "name": name,
+            "class": pl_module.references[row // k],
+            "label": pl_module.labels[row // k],
+            "score": score,
+            "probability": probability,
+            "rank": int(rank),
+        }
+        for row, (name, (score, probability, rank, _)) in enumerate(zip(pl_module.image_names, per_image.tolist()))
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(records, indent=1))
+    partial.replace(path)
 
 
 @torch.no_grad()

@@ -141,3 +141,19 @@ def test_live_tensorboard_server_serves_the_run_images(finished_run):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_final_scores_and_the_gallery_are_written_beside_the_images(finished_run):
+    """``scores.json`` holds the scalars' last points; the gallery page lists every picture."""
+    import json
+
+    accumulator = events(finished_run)
+    records = {record["name"]: record for record in json.loads((finished_run / "scores.json").read_text())}
+    assert sorted(records) == ["1_goldfish", "259_pomeranian"]
+    for name, record in records.items():
+        assert record["probability"] == pytest.approx(accumulator.Scalars(f"prob/{name}")[-1].value, rel=1e-6)
+        assert record["rank"] == accumulator.Scalars(f"rank/{name}")[-1].value
+        assert record["class"] == int(name.split("_")[0])
+    page = (finished_run / "gallery" / "index.html").read_text()
+    assert "259_pomeranian" in page and "1_goldfish" in page
+    assert len(list((finished_run / "gallery" / "thumbnails").iterdir())) == 2
