@@ -134,6 +134,8 @@ class MaxClassCLI(LightningCLI):
         if self.config.get("subcommand") != "fit":  # built from Python (run=False): no subcommand
             return
         ckpt_path = self.config.fit.ckpt_path
+        if ckpt_path is not None and not str(ckpt_path).strip():
+            raise ConfigError("ckpt_path is empty; give a checkpoint file to resume from, or leave it out")
         if ckpt_path:
             hparams = resume.read_checkpoint(ckpt_path)["hyper_parameters"]
             self.fit_parser.set_defaults(resume.checkpoint_defaults(hparams))

@@ -23,6 +23,9 @@ from maxclass_lightning.errors import ConfigError
 #: Seeds ``seed_everything`` accepts: numpy's seed range (Lightning replaces others with a random seed).
 MAX_SEED = 2**32 - 1
 
+#: Most optimizer steps: the step loader's length must fit an index (``sys.maxsize`` on 64 bits).
+MAX_STEPS = 2**63 - 1
+
 #: Trainer accelerators that need a device this machine may not have.
 DEVICE_ACCELERATORS = {"gpu": "cuda", "cuda": "cuda", "mps": "mps"}
 
@@ -52,7 +55,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: isinstance(v, bool) or (_is_int(v) and 0 <= v <= MAX_SEED),
         f"a seed from 0 to {MAX_SEED}",
     ),
-    "trainer.max_steps": (_at_least(1), "the number of optimizer steps, e.g. 200"),
+    "trainer.max_steps": (lambda v: _at_least(1)(v) and v <= MAX_STEPS, "the number of optimizer steps, e.g. 200"),
     "trainer.max_time": (_duration, "null or a duration as DD:HH:MM:SS, e.g. 00:12:00:00"),
     "trainer.log_every_n_steps": (_at_least(0, none=True), "steps between logged scalars, e.g. 10 (0: at the end)"),
     # One epoch holds all max_steps steps: an epoch limit may be absent, -1 or at least 1.
