@@ -55,6 +55,13 @@ def table_rows(page: Path) -> list[str]:
     return [line for line in page.read_text().splitlines() if line.startswith("|")]
 
 
+def named_parameters(function) -> set[str]:
+    """The parameters a config can name (not ``*args``, ``**kwargs``)."""
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    parameters = inspect.signature(function).parameters.items()
+    return {name for name, parameter in parameters if parameter.kind not in variadic}
+
+
 def fit_help(capsys) -> str:
     with pytest.raises(SystemExit) as exit_:
         cli.main(["fit", "--help"])
@@ -136,7 +143,7 @@ def test_configuration_has_a_row_for_every_model_option(capsys):
 
 def test_configuration_has_a_row_for_every_option_of_the_shipped_classes():
     """Each option of the image, view, display and callback classes the app ships."""
-    from maxclass_lightning import callbacks, checkpoints, display, images, transforms
+    from maxclass_lightning import callbacks, checkpoints, display, images, metrics, transforms
 
     positional = {"self", "classes", "size", "seed"}
     rows = "\n".join(table_rows(CONFIGURATION))
@@ -148,21 +155,15 @@ def test_configuration_has_a_row_for_every_option_of_the_shipped_classes():
         callbacks.ImageLogger,
         callbacks.ImageExport,
         callbacks.DivergenceGuard,
+        callbacks.GalleryExport,
+        metrics.ScoreLogger,
         checkpoints.PeriodicCheckpoint,
         checkpoints.InterruptCheckpoint,
     ]
-    missing = [
-        f"{kind.__name__}.{name}"
-        for kind in classes
-        for name in inspect.signature(kind.__init__).parameters
-        if name not in positional and f"{kind.__name__}.{name}`" not in rows
-    ]
-    missing += [
-        f"Display.{name}" for name in inspect.signature(display.Display).parameters if f"Display.{name}`" not in rows
-    ]
-    assert not missing, f"docs/configuration.md has no row for {', '.join(missing)}"
-    options = {kind.__name__: set(inspect.signature(kind.__init__).parameters) for kind in classes}
-    options["Display"] = set(inspect.signature(display.Display).parameters)
+    options = {kind.__name__: named_parameters(kind.__init__) - positional for kind in classes}
+    options["Display"] = named_parameters(display.Display)
+    missing = [f"{kind}.{name}" for kind, names in options.items() for name in names if f"{kind}.{name}`" not in rows]
+    assert not missing, f"docs/configuration.md has no row for {', '.join(sorted(missing))}"
     stale = [
         f"{kind}.{name}"
         for kind, name in re.findall(r"^\| `(?:\w+\.)?(\w+)\.(\w+)` \|", rows, re.MULTILINE)
