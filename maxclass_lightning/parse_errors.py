@@ -128,27 +128,29 @@ def one_line(message: str) -> str:
     return f"{option} is {given}; give {_either(expected)}"
 
 
+def _config_arguments(argv: list[str]) -> list[str]:
+    """The values given to ``--config``, in order (later ones win)."""
+    pairs = zip(argv, [*argv[1:], None])
+    return [
+        value if argument == "--config" else argument[9:]
+        for argument, value in pairs
+        if (argument == "--config" and value is not None) or argument.startswith("--config=")
+    ]
+
+
 def check_config_files(argv: list[str]) -> None:
     """Each ``--config FILE`` exists and is valid YAML; otherwise a ``ConfigError`` naming the file,
     line and column, before the parser reads it (its own message names neither)."""
-    for index, argument in enumerate(argv):
-        if argument == "--config" and index + 1 < len(argv):
-            path = argv[index + 1]
-        elif argument.startswith("--config="):
-            path = argument.removeprefix("--config=")
-        else:
-            continue
+    for path in _config_arguments(argv):
         file = Path(path)
         if not file.is_file():
             if not file.suffix:  # inline YAML, or a recipe's name
                 continue
             raise ConfigError(f"--config {path}: no such file; give a YAML file such as configs/quick.yaml")
         try:
-            text = file.read_text()
+            loaded = yaml.safe_load(file.read_text())
         except (OSError, UnicodeDecodeError) as error:
             raise ConfigError(f"--config {path} cannot be read ({error}); give a readable YAML text file") from None
-        try:
-            loaded = yaml.safe_load(text)
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
@@ -161,14 +163,8 @@ def check_config_files(argv: list[str]) -> None:
 
 
 def config_files(argv: list[str]) -> list[Path]:
-    """The existing files given as ``--config``, in order (later ones win)."""
-    files = []
-    for index, argument in enumerate(argv):
-        if argument == "--config" and index + 1 < len(argv):
-            files.append(Path(argv[index + 1]))
-        elif argument.startswith("--config="):
-            files.append(Path(argument.removeprefix("--config=")))
-    return [file for file in files if file.is_file()]
+    """The existing files given as ``--config``."""
+    return [Path(path) for path in _config_arguments(argv) if Path(path).is_file()]
 
 
 def _option_in(message: str) -> str | None:

@@ -67,6 +67,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "null or 1.0 (trainer.max_steps sets the length of a run)",
     ),
     "trainer.overfit_batches": (lambda v: v == 0, "0 (every step already sees the same work)"),
+    # Fit has no validation; a count of batches beyond the run's steps stops Lightning once fit starts.
+    "trainer.val_check_interval": (
+        lambda v: v is None or (isinstance(v, float) and 0 < v <= 1),
+        "null or a fraction in (0, 1] such as 1.0 (unused: fit has no validation)",
+    ),
     "trainer.check_val_every_n_epoch": (_at_least(1, none=True), "null or a positive number of epochs (unused)"),
     "trainer.num_sanity_val_steps": (_at_least(-1, none=True), "null, -1 or a number of steps (unused here)"),
     "trainer.accumulate_grad_batches": (lambda v: v == 1, "1 (each step already sums the whole work)"),
