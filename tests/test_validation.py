@@ -94,6 +94,8 @@ BAD: dict[str, tuple[str | None, str | None]] = {
     "model": ("5", "/no/such/model.yaml"),
     "model.classes": ("{a: 1}", "[1000]"),
     "model.image_size": ("abc", "0"),
+    "model.objectives": ("{a: 1}", "[no_such_layer:0]"),
+    "model.init_image": ("{a: 1}", "/no/such/picture.png"),
     "model.classifier": ("[1]", "vgg61"),
     "model.weights": ("[1]", "NOT_A_WEIGHTS_NAME"),
     "model.normalize": ("maybe", None),
