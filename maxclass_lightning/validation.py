@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from maxclass_lightning.errors import ConfigError
+from maxclass_lightning.parse_errors import KINDS
 
 #: Seeds ``seed_everything`` accepts: numpy's seed range (Lightning replaces others with a random seed).
 MAX_SEED = 2**32 - 1
@@ -94,6 +95,10 @@ def check(config: Any) -> None:
         value = (config[section] if section else config)[name]
         if not valid(value):
             raise ConfigError(f"{key} is {value!r}; give {expected}")
+    for name in ("optimizer", "lr_scheduler", "image", "transforms"):
+        # An empty mapping ({}) for an optional class option parses as the class path typing.Union.
+        if str(getattr(config.model[name], "class_path", "")).startswith("typing."):
+            raise ConfigError(f"model.{name} names no class; give {KINDS[f'model.{name}']}")
     trainer = config.trainer
     if trainer.min_steps is not None and trainer.min_steps > trainer.max_steps:
         raise ConfigError(

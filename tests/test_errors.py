@@ -61,6 +61,11 @@ def fails_cleanly(capsys, save_dir, *args: str, config: str | None = None) -> st
             "trainer.accelerator is gpu but this machine has no GPU; use --trainer.accelerator cpu",
         ),
         (["--seed_everything=-1"], "seed_everything is -1; give a seed from 0 to"),
+        # Found by tests/test_fuzz.py: each was a traceback.
+        (["--ckpt_path="], "ckpt_path is empty; give a checkpoint file to resume from, or leave it out"),
+        (["--trainer.max_steps=100000000000000000000"], "trainer.max_steps is 100000000000000000000; give"),
+        (["--trainer.val_check_interval=2"], "trainer.val_check_interval is 2; give null or a fraction"),
+        (["--model.lr_scheduler={}"], "model.lr_scheduler names no class; give a learning-rate scheduler class"),
         (
             [
                 "--model.image=maxclass_lightning.images.PhaseImage",
