@@ -37,7 +37,7 @@ def test_fit_writes_pngs_checkpoint_config_and_raises_the_class_score(tmp_path):
 def test_no_warning_noise_in_a_run(tmp_path):
     result = run_module(tiny_args(tmp_path, "--trainer.max_steps=2"))
     assert result.returncode == 0, result.stderr
-    output = result.stdout + result.stderr
+    output = (result.stdout + result.stderr).replace(str(tmp_path), "<run>")  # the test's name says "warning"
     assert "Warning" not in output and "warn" not in output.lower(), output
     assert "Tip" not in output
 
