@@ -83,6 +83,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "null or 0 (no clipping: the image's optimizer steps by hand)",
     ),
     "trainer.barebones": (lambda v: v is False, "false (the app logs images and writes checkpoints)"),
+    # The module yields its own work items (``data``); a data module would replace them.
+    "data": (lambda v: v is None, "null (the module makes its own work items each step)"),
     "trainer.model_registry": (lambda v: v is None, "null (no model registry: the classifier is not trained)"),
 }
 
@@ -94,7 +96,8 @@ def check(config: Any) -> None:
         section, _, name = key.rpartition(".")
         value = (config[section] if section else config)[name]
         if not valid(value):
-            raise ConfigError(f"{key} is {value!r}; give {expected}")
+            shown = getattr(value, "class_path", None) or repr(value)  # a class by its path, not the parser's namespace
+            raise ConfigError(f"{key} is {shown}; give {expected}")
     for name in ("optimizer", "lr_scheduler", "image", "transforms"):
         # An empty mapping ({}) for an optional class option parses as the class path typing.Union.
         if str(getattr(config.model[name], "class_path", "")).startswith("typing."):
