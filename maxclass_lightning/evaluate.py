@@ -16,12 +16,11 @@ from pathlib import Path
 
 import torch
 from jsonargparse import ArgumentParser
-from torch import Tensor, nn
-from torchvision.io import ImageReadMode, decode_image
-from torchvision.transforms import v2
+from torch import nn
 
 from maxclass_lightning import classifiers
 from maxclass_lightning.errors import ConfigError
+from maxclass_lightning.images import load_picture
 from maxclass_lightning.objectives import target_scores
 
 #: How many of the top classes count as a top-5 hit.
@@ -72,7 +71,7 @@ def picture_paths(inputs: list[str]) -> list[Path]:
 def target_classes(paths: list[Path], classes: list[int | str] | None, names: list[str]) -> list[int]:
     """Each picture's target class: ``classes`` in order, or the index its exported name starts with."""
     if classes is not None:
-        targets = classifiers.resolve_classes(classes, names)
+        targets = [classifiers.resolve_classes([target], names)[0] for target in classes]  # repeats allowed
         if len(targets) != len(paths):
             raise ConfigError(f"{len(targets)} classes for {len(paths)} pictures; give one class per picture")
         return targets
@@ -83,16 +82,6 @@ def target_classes(paths: list[Path], classes: list[int | str] | None, names: li
             raise ConfigError(f"cannot tell the class of {path.name}; name it <index>_<name>.png or pass --classes")
         targets.append(classifiers.resolve_classes([int(match.group(1))], names)[0])
     return targets
-
-
-def load_picture(path: Path, size: int) -> Tensor:
-    """A PNG as the classifier's input: RGB in [0, 1], ``[3, size, size]``."""
-    try:
-        decoded = decode_image(str(path), mode=ImageReadMode.RGB)
-    except (RuntimeError, OSError):
-        raise ConfigError(f"{path} cannot be read as a picture; give PNG or JPEG files") from None
-    picture = v2.functional.to_dtype(decoded, torch.float32, scale=True)
-    return v2.functional.resize(picture, [size, size], antialias=True)
 
 
 @torch.no_grad()

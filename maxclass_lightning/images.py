@@ -12,9 +12,12 @@ module supplies ``classes``, ``size`` and ``seed``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms import v2
 
 from maxclass_lightning.errors import ConfigError, is_number, require
 from maxclass_lightning.seeding import generator
@@ -39,6 +42,17 @@ def stack_images(initial: list[Tensor], shape: tuple[int, ...]) -> Tensor:
     return torch.stack(initial) if initial else torch.zeros(0, *shape)
 
 
+def load_picture(path: Path, size: int) -> Tensor:
+    """A PNG or JPEG file as RGB in [0, 1], resized to ``[3, size, size]`` (antialiased): how
+    ``evaluate`` reads a picture, and how ``model.init_image`` starts one."""
+    try:
+        decoded = decode_image(str(path), mode=ImageReadMode.RGB)
+    except (RuntimeError, OSError):
+        raise ConfigError(f"{path} cannot be read as a picture; give PNG or JPEG files") from None
+    picture = v2.functional.to_dtype(decoded, torch.float32, scale=True)
+    return v2.functional.resize(picture, [size, size], antialias=True)
+
+
 class ClassImages(nn.Module):
     """Base of the parameterizations: one image per class in ``classes``, ``size`` pixels square."""
 
@@ -59,6 +73,13 @@ class ClassImages(nn.Module):
     def forward(self, positions: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def start_from(self, picture: Tensor) -> None:
+        """Every image starts as ``picture`` (``[3, size, size]`` in [0, 1]), as nearly as the
+        parameterization can show it: feature accentuation starts from the user's photograph."""
+        raise ConfigError(
+            f"model.image {type(self).__name__} cannot start from a picture; use PixelImage or FourierImage"
+        )
+
 
 class PixelImage(ClassImages):
     """The seed's parameterization: raw pixel values, initialized U[0, 1] and left unbounded."""
@@ -70,6 +91,10 @@ class PixelImage(ClassImages):
 
     def forward(self, positions: Tensor) -> Tensor:
         return self.pixels[positions]
+
+    @torch.no_grad()
+    def start_from(self, picture: Tensor) -> None:
+        self.pixels.copy_(picture.to(self.pixels).expand_as(self.pixels))
 
 
 #: What ``model.image`` holds: a parameterization class with its options, still to be given
@@ -129,6 +154,17 @@ class SpectralImage(ClassImages):
         """Complex ``[K, 3, canvas, canvas // 2 + 1]`` spectra of these classes."""
         raise NotImplementedError
 
+    def start_spectrum(self, picture: Tensor) -> Tensor:
+        """The complex spectrum ``[3, canvas, canvas // 2 + 1]`` whose image is ``picture``: the
+        sigmoid, the colour mix and the FFT undone (the border, if any, mirrors the picture)."""
+        # The sigmoid's inverse is infinite at 0 and 1: a pixel that saturates keeps 1/255 from them.
+        logit = torch.logit(picture.double().clamp(1 / 255, 1 - 1 / 255))
+        if self.decorrelate:
+            logit = torch.einsum("dc,chw->dhw", torch.linalg.inv(self.color.double()), logit)
+        if self.border:
+            logit = torch.nn.functional.pad(logit[None], [self.border] * 4, mode="reflect")[0]
+        return torch.fft.rfft2(logit, norm="ortho")
+
     def forward(self, positions: Tensor) -> Tensor:
         image = torch.fft.irfft2(self.spectrum(positions), s=(self.canvas, self.canvas), norm="ortho")
         if self.border:
@@ -180,6 +216,12 @@ class FourierImage(SpectralImage):
 
     def spectrum(self, positions: Tensor) -> Tensor:
         return torch.view_as_complex(self.coefficients[positions]) * self.frequency_scale
+
+    @torch.no_grad()
+    def start_from(self, picture: Tensor) -> None:
+        """Exactly the picture (to float rounding and the 1/255 kept from saturation)."""
+        coefficients = torch.view_as_real(self.start_spectrum(picture) / self.frequency_scale.double())
+        self.coefficients.copy_(coefficients.to(self.coefficients).expand_as(self.coefficients))
 
 
 #: Contrast of a phase-only image: the standard deviation of each decorrelated channel before
@@ -260,3 +302,10 @@ class PhaseImage(SpectralImage):
     def spectrum(self, positions: Tensor) -> Tensor:
         phase = self.phase[positions]
         return torch.polar(self.amplitude.expand_as(phase), phase)
+
+    @torch.no_grad()
+    def start_from(self, picture: Tensor) -> None:
+        """The picture's Fourier phases under the fixed amplitude: its layout and edges, not its
+        exact colours and contrast (MACO's own starting point for a given image)."""
+        phase = torch.angle(self.start_spectrum(picture))
+        self.phase.copy_(phase.to(self.phase).expand_as(self.phase))

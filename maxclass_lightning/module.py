@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule
@@ -18,7 +19,7 @@ from maxclass_lightning.data import pass_size, step_loader, view_keys, work_item
 from maxclass_lightning.display import Display
 from maxclass_lightning.errors import about, is_count, require
 from maxclass_lightning.expressions import ObjectiveValues
-from maxclass_lightning.images import ClassImages, ImageCallable, PixelImage
+from maxclass_lightning.images import ClassImages, ImageCallable, PixelImage, load_picture
 from maxclass_lightning.metrics import COLUMNS, StepScores, item_scores
 from maxclass_lightning.objectives import ClassObjective, class_logit
 from maxclass_lightning.ownership import process_rows, process_share
@@ -66,7 +67,9 @@ class ClassVisualizer(LightningModule):
         average_steps: last steps (count or fraction) whose moving average is the picture (``averaging``).
         average_decay: weight of the previous average at each of those steps.
         transforms: how a view is made (``RandomViews``, ``CropViews``); null: the image itself.
-        regularizer_weights: per-image penalties by name: ``total_variation``, ``blur``.
+        init_image: a picture file every image starts from (feature accentuation); null: random.
+        regularizer_weights: per-image penalties by name: ``total_variation``, ``blur``,
+            ``init_distance`` (to ``init_image``, which keeps the picture recognisably itself).
         batch_size: views per classifier forward pass (memory only); null: ``AUTO_BATCH_SIZE``.
         channels_last: run the classifier in NHWC memory layout (faster on tensor-core GPUs).
         compile: ``torch.compile`` the classifier's forward (slow first step, faster after).
@@ -93,6 +96,7 @@ class ClassVisualizer(LightningModule):
         average_steps: int | float = 0,
         average_decay: float = 0.9,
         transforms: nn.Module | None = None,
+        init_image: str | None = None,
         regularizer_weights: dict[str, float] | None = None,
         batch_size: int | None = None,
         channels_last: bool = False,
@@ -128,6 +132,11 @@ class ClassVisualizer(LightningModule):
         self.objective = ClassObjective(
             self.classifier, views, samples_per_class, diversity_weight, diversity_layer, regularizer_weights
         )
+        with about("model.init_image"):
+            start = load_picture(Path(init_image).expanduser(), self.image_size) if init_image else None
+        require(start is not None or "init_distance" not in (regularizer_weights or {}), "model.init_image", init_image,
+                "a picture file with regularizer_weights.init_distance")  # fmt: skip
+        self.register_buffer("start_picture", start, persistent=False)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.classifier.to(memory_format=self.memory_format)
         self.display = display or Display()
@@ -180,6 +189,8 @@ class ClassVisualizer(LightningModule):
             "row_positions", torch.arange(positions.start, positions.stop).repeat_interleave(k), persistent=False
         )
         self.image: ClassImages = self.image_factory(row_classes, self.image_size, self.seed)
+        if self.start_picture is not None:
+            self.image.start_from(self.start_picture.cpu())
         self.image_average = (
             ImageAverage(self.image, self.average_steps, self.average_decay) if self.average_steps else None
         )
@@ -226,7 +237,7 @@ class ClassVisualizer(LightningModule):
         logits, target, features = self.read(views, rows)
         groups = self.row_positions[rows] * self.views + work[:, 1]  # a class's samples under one view
         scores = item_scores(logits.detach(), target.detach(), self.reference_classes[rows]) if with_scores else None
-        return self.objective.loss(target, images, features, groups), scores
+        return self.objective.loss(target, images, features, groups, self.start_picture), scores
 
     def read(self, views: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
         """The classifier's logits of ``views`` of these image rows (at least float32), each

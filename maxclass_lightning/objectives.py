@@ -114,7 +114,9 @@ class ClassObjective:
         finally:
             handle.remove()
 
-    def loss(self, target: Tensor, images: Tensor, features: list[Tensor], groups: Tensor) -> Tensor:
+    def loss(
+        self, target: Tensor, images: Tensor, features: list[Tensor], groups: Tensor, start: Tensor | None = None
+    ) -> Tensor:
         """The loss of a forward pass.
 
         Args:
@@ -122,10 +124,11 @@ class ClassObjective:
             images: each item's image, ``[K, 3, H, W]``, in the parameterization's range.
             features: the diversity layer's output, ``[[K, C, h, w]]`` (empty when off).
             groups: each item's (class, view) group, ``[K]``.
+            start: the picture the run started from (``model.init_image``), or None.
         """
         loss = -target.sum() / self.views
         if self.regularizer_weights:
-            loss = loss + regularizers.weighted(images, self.regularizer_weights).sum() / self.views
+            loss = loss + regularizers.weighted(images, self.regularizer_weights, start).sum() / self.views
         if self.uses_diversity:
             loss = loss + self.diversity_weight * diversity(features[0], groups) / self.views
         return loss
