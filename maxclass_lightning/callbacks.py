@@ -273,7 +273,7 @@ class GalleryExport(Callback):
             for logger in trainer.loggers:
                 if isinstance(logger, TensorBoardLogger):
                     logger.experiment.flush()  # the final scores reach the event file, for the history
-            rank_zero_info(f"Gallery: {gallery.build(run_directory(trainer)).as_uri()}")
+            rank_zero_info(f"Gallery: {gallery.build(run_directory(trainer)).absolute().as_uri()}")
 
 
 def default_callbacks(trainer: Trainer) -> list[Callback]:

@@ -165,7 +165,8 @@ class ClassVisualizer(LightningModule):
             self.labels = [f"{index} {self.class_names[index]}" for index in self.classes]
             return None
         channels = expressions.channels(self.classifier, self.image_size)
-        parsed = [expressions.parse(text, self.class_names, channels) for text in objectives]
+        with about("model.objectives"):
+            parsed = [expressions.parse(text, self.class_names, channels) for text in objectives]
         self.classes = [objective.key() for objective in parsed]
         self.references = [objective.reference() for objective in parsed]
         self.tags = [f"{position}_{objective.file_name()}" for position, objective in enumerate(parsed)]

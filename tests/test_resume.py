@@ -44,6 +44,7 @@ def checkpoint(tmp_path_factory):
 CONTRADICTIONS = {
     "classes": ("--model.classes=[259,2]", "model.classes is [259, 2]"),
     "objectives": ('--model.objectives=["logit:1"]', "model.objectives is ['logit:1']"),
+    "init_image": ("--model.init_image=docs/gallery.png", "model.init_image is docs/gallery.png"),
     "image_size": ("--model.image_size=40", "model.image_size is 40"),
     "classifier": ("--model.classifier=vgg11", "model.classifier is vgg11"),
     "weights": ("--model.weights=DEFAULT", "model.weights is DEFAULT"),
