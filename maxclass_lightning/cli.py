@@ -17,7 +17,7 @@ from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from maxclass_lightning import evaluate, parse_errors, recipes, resume, validation
+from maxclass_lightning import evaluate, gallery, parse_errors, recipes, resume, validation
 from maxclass_lightning.checkpoints import disk_full_message, is_disk_full
 from maxclass_lightning.errors import ConfigError, RunError
 from maxclass_lightning.module import ClassVisualizer
@@ -43,7 +43,7 @@ DESCRIPTION = (
 PROGRAM = "python -m maxclass_lightning"
 
 #: What the command line accepts as its first word.
-SUBCOMMANDS = ("fit", "evaluate")
+SUBCOMMANDS = ("fit", "evaluate", "gallery")
 
 TRAINER_DEFAULTS = {
     "max_steps": 200,
@@ -209,6 +209,8 @@ def main(args: list[str] | None = None):
     try:
         if argv[:1] == ["evaluate"]:
             return evaluate.main(argv[1:])
+        if argv[:1] == ["gallery"]:
+            return gallery.main(argv[1:])
         argv = recipes.resolve_arguments(argv)  # --config quality / --recipe quality: the shipped recipe
         if args is None:  # the resolved command line is still the command line (Lightning warns at args=)
             sys.argv[1:] = argv
