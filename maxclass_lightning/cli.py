@@ -33,10 +33,11 @@ EXIT_SIGTERM = 143
 DEFAULT_SAVE_DIR = "runs"
 DEFAULT_RUN_NAME = "maxclass"
 
-#: The top-level ``--help``: ``evaluate`` is parsed before LightningCLI, which does not list it.
+#: The top-level ``--help``: ``evaluate`` and ``gallery`` are parsed before LightningCLI, which does not list them.
 DESCRIPTION = (
     "fit: optimize pictures that maximize a classifier's class scores (fit --help). "
-    "evaluate: score pictures with a classifier (evaluate --help)."
+    "evaluate: score pictures with a classifier (evaluate --help). "
+    "gallery: build a run's web gallery (gallery --help)."
 )
 
 #: How the app is started, in ``--help`` and in the errors that point to it.

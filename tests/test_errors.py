@@ -185,20 +185,21 @@ def test_debug_variable_shows_the_traceback(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("argv", [["validate"], ["fitt", "--model.classes=[1]"], []], ids=["validate", "typo", "none"])
-def test_unknown_or_missing_subcommand_is_one_line_naming_fit_and_evaluate(capsys, argv):
+def test_unknown_or_missing_subcommand_is_one_line_naming_every_subcommand(capsys, argv):
     with pytest.raises(SystemExit) as exit:
         main(argv)
     assert exit.value.code == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    assert "give fit or evaluate, e.g. python -m maxclass_lightning fit --help" in lines[0]
+    assert "give fit or evaluate or gallery, e.g. python -m maxclass_lightning fit --help" in lines[0]
     if argv:
         assert f"{argv[0]} is not a subcommand" in lines[0]
 
 
-def test_top_level_help_names_both_subcommands(capsys):
+def test_top_level_help_names_every_subcommand(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps the description
     assert out.startswith("usage: python -m maxclass_lightning")
     assert "fit: optimize pictures" in out and "evaluate: score pictures" in out
+    assert "gallery: build a run's web gallery" in out
