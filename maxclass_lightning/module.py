@@ -49,7 +49,7 @@ class ClassVisualizer(LightningModule):
     With several processes (``trainer.strategy: owned_classes``) each process holds, optimizes
     and exports only the images of its own share of the classes (``ownership``).
 
-    Args (each one in docs/configuration.md):
+    Args:
         classes: ImageNet class indices or names (case-insensitive), or ``all``; null: 259.
         objectives: instead of classes, one image per objective string (``expressions``):
             ``"features.28:17"``, ``"features.28:17@center"``, ``"features.28"``, ``"logit:259 - logit:151"``.
