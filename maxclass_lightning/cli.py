@@ -212,7 +212,7 @@ def main(args: list[str] | None = None):
             return evaluate.main(argv[1:])
         if argv[:1] == ["gallery"]:
             return gallery.main(argv[1:])
-        argv = recipes.resolve_arguments(argv)  # --config quality / --recipe quality: the shipped recipe
+        argv = objectives_replace_classes(recipes.resolve_arguments(argv))  # --config quality: the shipped recipe
         if args is None:  # the resolved command line is still the command line (Lightning warns at args=)
             sys.argv[1:] = argv
         parse_errors.check_config_files(argv)
@@ -235,6 +235,16 @@ def main(args: list[str] | None = None):
         if os.environ.get(DEBUG_VARIABLE) or not is_disk_full(error):
             raise
         fail(argv, RunError(disk_full_message(getattr(MaxClassCLI.current, "trainer", None))))
+
+
+def objectives_replace_classes(argv: list[str]) -> list[str]:
+    """``--model.objectives`` on the command line replaces a config's ``model.classes`` (a recipe's
+    six classes), unless ``--model.classes`` is given too: giving both stays an error."""
+    options = [argument.partition("=")[0] for argument in argv]
+    if "--model.objectives" not in options or "--model.classes" in options:
+        return argv
+    first = options.index("--model.objectives")
+    return [*argv[:first], "--model.classes=null", *argv[first:]]
 
 
 def fail(argv: list[str], error: Exception) -> NoReturn:

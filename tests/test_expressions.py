@@ -147,3 +147,22 @@ def test_objectives_are_owned_across_two_processes_as_in_one(tmp_path):
     assert sorted(p.name for p in (run / "images").glob("[0-9]_*.png")) == ["0_2_1.png", "1_2_2.png", "2_logit_7.png"]
     saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]["image.pixels"]
     torch.testing.assert_close(saved, one.model.image.pixels.detach().cpu(), rtol=0, atol=1e-9)
+
+
+def test_the_quality_recipe_on_two_lite0_channels_as_the_issue_writes_it(tmp_path):
+    """``fit --config quality --model.classifier efficientnet_lite0 --model.image_size 224
+    --model.objectives '["_blocks.12:5", "_blocks.12:9"]'``: the objectives replace the recipe's
+    classes, and each exported picture, read back, drives its own channel harder than the other does."""
+    objectives = '["_blocks.12:5", "_blocks.12:9"]'
+    budget = ["--trainer.max_steps=6", "--model.views=1", "--trainer.enable_progress_bar=false"]
+    fit_in_process(["fit", "--config", "quality", "--model.classifier", "efficientnet_lite0", "--model.image_size", "224",
+                    "--model.objectives", objectives, f"--trainer.logger.init_args.save_dir={tmp_path}", *budget])  # fmt: skip
+    images = run_dir(tmp_path, "quality") / "images"
+    names = ("0__blocks.12_5.png", "1__blocks.12_9.png")
+    assert sorted(p.name for p in images.glob("[0-9]_*.png")) == list(names)
+    described = classifiers.load("efficientnet_lite0")
+    pictures = torch.stack([read_image(str(images / name)).float() / 255 for name in names])
+    with torch.no_grad():
+        output = outputs_of(described.network.eval(), described.normalization()(pictures), ["_blocks.12"])[1]
+    means = output["_blocks.12"].mean((2, 3))
+    assert means[0, 5] > means[1, 5] and means[1, 9] > means[0, 9], means[:, [5, 9]]
