@@ -155,8 +155,8 @@ def test_the_quality_recipe_on_two_lite0_channels_as_the_issue_writes_it(tmp_pat
     classes, and each exported picture, read back, drives its own channel harder than the other does."""
     objectives = '["_blocks.12:5", "_blocks.12:9"]'
     budget = ["--trainer.max_steps=6", "--model.views=1", "--trainer.enable_progress_bar=false"]
-    fit_in_process(["fit", "--config", "quality", "--model.classifier", "efficientnet_lite0", "--model.image_size", "224",
-                    "--model.objectives", objectives, f"--trainer.logger.init_args.save_dir={tmp_path}", *budget])  # fmt: skip
+    command = "fit --config quality --model.classifier efficientnet_lite0 --model.image_size 224 --model.objectives"
+    fit_in_process([*command.split(), objectives, f"--trainer.logger.init_args.save_dir={tmp_path}", *budget])
     images = run_dir(tmp_path, "quality") / "images"
     names = ("0__blocks.12_5.png", "1__blocks.12_9.png")
     assert sorted(p.name for p in images.glob("[0-9]_*.png")) == list(names)
