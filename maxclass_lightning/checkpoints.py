@@ -66,6 +66,28 @@ def load(path: str | Path, name: str = "checkpoint", **options: Any) -> Any:
         ) from None
 
 
+def drop_classifier(checkpoint: dict) -> None:
+    """Checkpoints hold the images and optimizer state, not the frozen classifier (528 MB for
+    VGG16): it is rebuilt from the hyperparameters."""
+    state = checkpoint["state_dict"]
+    for key in [key for key in state if key.startswith("classifier.")]:
+        del state[key]
+
+
+def prepare_to_load(module: LightningModule, checkpoint: dict) -> None:
+    """Put the rebuilt classifier's weights back so that strict loading still checks the images,
+    and give the images the checkpoint's dtype first: Lightning restores before its precision
+    plugin converts the module, so a float64 run would otherwise be rounded through float32."""
+    state = checkpoint["state_dict"]
+    saved = {state[key].dtype for key in module.image_rows() if key in state}
+    if len(saved) == 1:
+        dtype = saved.pop()
+        module.image.to(dtype=dtype)
+        if module.image_average is not None:
+            module.image_average.to(dtype=dtype)
+    state.update({f"classifier.{k}": v for k, v in module.classifier.state_dict().items()})
+
+
 def run_directory(trainer: Trainer) -> Path:
     """Where the run writes, ``<save_dir>/<name>/version_<n>``, as this process's logger knows it.
 

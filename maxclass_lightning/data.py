@@ -13,6 +13,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
+from maxclass_lightning.errors import is_count, require
+
 
 def view_keys(work: Tensor, seed: int, class_indices: Tensor, step: int) -> Tensor:
     """(seed, class, view, step) of each work item, ``[K, 4]`` on its device: all that its random
@@ -54,5 +56,6 @@ def step_loader(num_images: int, views: int, steps: int) -> DataLoader:
     """A loader of ``steps`` batches, each this process's ``[K, 2]`` work items (no collation, no workers:
     the items are a few integers, made in the main process). Pinned where CUDA is, so that moving
     them to the GPU each step does not wait for it."""
+    require(is_count(steps, 1), "trainer.max_steps", steps, "the number of optimizer steps, e.g. 200")
     items = work_items(num_images, views)
     return DataLoader(StepWork(items, steps), batch_size=None, num_workers=0, pin_memory=torch.cuda.is_available())

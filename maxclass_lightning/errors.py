@@ -41,9 +41,9 @@ def is_number(value: Any, low: float = -math.inf, high: float = math.inf, above:
     return (value > low if above else value >= low) and value <= high
 
 
-def is_count(value: Any, low: int = 0) -> bool:
-    """A whole number (not a bool), at least ``low``."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+def is_count(value: Any, low: int = 0, high: float = math.inf) -> bool:
+    """A whole number (not a bool) in ``[low, high]``."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def is_zoom_range(value: Any, high: float = math.inf) -> bool:

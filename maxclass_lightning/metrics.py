@@ -23,6 +23,7 @@ from typing_extensions import override
 
 from maxclass_lightning.checkpoints import run_directory
 from maxclass_lightning.classifiers import describe
+from maxclass_lightning.data import work_items
 from maxclass_lightning.objectives import target_scores
 
 #: Classes up to which each class gets its own TensorBoard tags (``prob/259_pomeranian``,
@@ -48,6 +49,19 @@ class StepScores:
     work: Tensor
     items: Tensor
     loss: Tensor
+
+    @classmethod
+    def of(cls, work: Tensor, chunks: list[Tensor], loss: Tensor) -> StepScores:
+        """From the scores of each forward pass (none on a process that owns no class)."""
+        return cls(work, torch.cat(chunks) if chunks else loss.new_zeros(0, len(COLUMNS)), loss)
+
+
+@torch.no_grad()
+def current_scores(module: LightningModule) -> StepScores:
+    """The scores of the module's current images, every view, as a step at ``global_step`` sees them."""
+    work = work_items(len(module.owned_rows), module.views).to(module.device)
+    scored = [module.loss(chunk, with_scores=True) for chunk in module.chunks(work)]
+    return StepScores.of(work, [scores for _, scores in scored], sum((loss for loss, _ in scored), module.zero()))
 
 
 def item_scores(logits: Tensor, score: Tensor, references: Tensor) -> Tensor:
@@ -89,7 +103,7 @@ class ScoreLogger(Callback):
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Score the final images, after the last step, so the scalars end where the images do,
         and write them as ``<run>/scores.json`` (global rank 0) for the gallery and scripts."""
-        per_image = self.log_scores(trainer, pl_module, pl_module.score_images())[1]
+        per_image = self.log_scores(trainer, pl_module, current_scores(pl_module))[1]
         if trainer.is_global_zero:
             write_scores(run_directory(trainer) / SCORES_FILE, pl_module, per_image.double().cpu())
 

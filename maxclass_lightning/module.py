@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -12,51 +12,42 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from typing_extensions import override
 
-from maxclass_lightning import classifiers, expressions, preflight
+from maxclass_lightning import checkpoints, classifiers, preflight
 from maxclass_lightning.averaging import ImageAverage
 from maxclass_lightning.callbacks import default_callbacks
-from maxclass_lightning.data import pass_size, step_loader, view_keys, work_items
+from maxclass_lightning.data import pass_size, step_loader, view_keys
 from maxclass_lightning.display import Display
-from maxclass_lightning.errors import about, is_count, require
-from maxclass_lightning.expressions import ObjectiveValues
+from maxclass_lightning.errors import about
 from maxclass_lightning.images import ClassImages, ImageCallable, PixelImage, load_picture
-from maxclass_lightning.metrics import COLUMNS, StepScores, item_scores
-from maxclass_lightning.objectives import ClassObjective, class_logit
+from maxclass_lightning.metrics import StepScores, item_scores
+from maxclass_lightning.objectives import ClassObjective
 from maxclass_lightning.ownership import process_rows, process_share
 from maxclass_lightning.steps import first_of_last, is_log_step
+from maxclass_lightning.targets import targets
 from maxclass_lightning.transforms import Resize, resized
 
 #: The seed's optimizer: AdamW with a large step (pixels are unbounded) and weight decay, which
 #: keeps pixel values small and spreads features over the image.
-SEED_LEARNING_RATE = 5.0
-SEED_WEIGHT_DECAY = 0.1
+SEED_OPTIMIZER = partial(torch.optim.AdamW, lr=5.0, weight_decay=0.1)
 
 #: Images per classifier forward pass when ``batch_size`` is null: bounds memory for many classes
 #: (VGG16 at 256 px holds about 90 MB of activations per image) at no cost in speed.
 AUTO_BATCH_SIZE = 64
 
-#: The seed's class, when neither ``classes`` nor ``objectives`` is given: 259, Pomeranian.
-DEFAULT_CLASS = 259
-
-
-def seed_optimizer(parameters) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(parameters, lr=SEED_LEARNING_RATE, weight_decay=SEED_WEIGHT_DECAY)
-
 
 class ClassVisualizer(LightningModule):
     """Optimizes input images per class so that the frozen classifier's logit for it is maximal.
 
-    With several processes (``trainer.strategy: owned_classes``) each process holds, optimizes
-    and exports only the images of its own share of the classes (``ownership``).
+    Under ``trainer.strategy: owned_classes`` each process holds, optimizes and exports only the
+    images of its own share of the classes (``ownership``). Each option: docs/configuration.md.
 
     Args:
         classes: ImageNet class indices or names (case-insensitive), or ``all``; null: 259.
-        objectives: instead of classes, one image per objective string (``expressions``):
-            ``"features.28:17"``, ``"features.28:17@center"``, ``"features.28"``, ``"logit:259 - logit:151"``.
+        objectives: instead of classes, one image per objective string, e.g. ``"features.28:17"``,
+            ``"features.28:17@center"``, ``"features.28"``, ``"logit:259 - logit:151"``.
         image_size: side of each optimized image, in pixels; null: the classifier's input side.
-        classifier: torchvision name, ``efficientnet_lite0``/``1``, ``timm:<name>``,
-            ``package.module:function``, (Python) an ``nn.Module``, which checkpoints leave out, or a
-            list of these: an ensemble whose logits are averaged, each network at its own input side.
+        classifier: torchvision name, ``efficientnet_lite0``/``1``, ``timm:<name>``, ``package.module:function``,
+            (Python) an ``nn.Module``, or a list of these: an ensemble, each network at its own input side.
         weights: ``DEFAULT`` (pretrained), a torchvision weights name, a state dict path, or null (random).
         normalize: apply the classifier's own mean/std before it; false feeds the raw image (the seed).
         image: the parameterization (default: ``PixelImage``, the seed's raw pixels).
@@ -64,12 +55,11 @@ class ClassVisualizer(LightningModule):
         lr_scheduler: learning-rate schedule, stepped once per optimizer step; null: constant.
         views: augmented views of each image scored per step (their mean score is maximized).
         exact_view_steps: last steps (count, or fraction of ``max_steps``) in which view 0 is the image itself.
-        average_steps: last steps (count or fraction) whose moving average is the picture (``averaging``).
+        average_steps: last steps (count or fraction) whose moving average is the picture.
         average_decay: weight of the previous average at each of those steps.
         transforms: how a view is made (``RandomViews``, ``CropViews``); null: the image itself.
         init_image: a picture file every image starts from (feature accentuation); null: random.
-        regularizer_weights: per-image penalties by name: ``total_variation``, ``blur``,
-            ``init_distance`` (to ``init_image``, which keeps the picture recognisably itself).
+        regularizer_weights: penalties by name: ``total_variation``, ``blur``, ``init_distance`` (to ``init_image``).
         batch_size: views per classifier forward pass (memory only); null: ``AUTO_BATCH_SIZE``.
         channels_last: run the classifier in NHWC memory layout (faster on tensor-core GPUs).
         compile: ``torch.compile`` the classifier's forward (slow first step, faster after).
@@ -119,7 +109,8 @@ class ClassVisualizer(LightningModule):
             described = classifiers.load(classifier, weights, seed, normalize)
         self.classifier, self.class_names = described.network, described.class_names
         self.image_size = image_size or described.input_size
-        self.goals = self._targets(described, classes, objectives)
+        self.targets = t = targets(described, self.image_size, classes, objectives)
+        self.classes, self.references, self.tags, self.labels = t.classes, t.references, t.tags, t.labels
         self.samples_per_class = k = samples_per_class
         #: per image (class-major, then sample), its file name (``259_pomeranian_1`` for samples)
         self.image_names = [tag if k == 1 else f"{tag}_{sample}" for tag in self.tags for sample in range(k)]
@@ -134,8 +125,6 @@ class ClassVisualizer(LightningModule):
         )
         with about("model.init_image"):
             start = load_picture(Path(init_image).expanduser(), self.image_size) if init_image else None
-        require(start is not None or "init_distance" not in (regularizer_weights or {}), "model.init_image", init_image,
-                "a picture file with regularizer_weights.init_distance")  # fmt: skip
         self.register_buffer("start_picture", start, persistent=False)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.classifier.to(memory_format=self.memory_format)
@@ -149,30 +138,6 @@ class ClassVisualizer(LightningModule):
         if compile:  # after the check, which would otherwise compile for the CPU first
             self.classifier.compile()
 
-    def _targets(self, described: classifiers.Classifier, classes, objectives) -> ObjectiveValues | None:
-        """What each image slot of the run maximizes: ``classes`` (their logits), or ``objectives``.
-
-        Sets ``classes`` (each slot's random-stream key: the class index, or the objective's
-        key), ``references`` (the class whose probability and rank are reported, -1: the top
-        class), ``tags`` (``259_pomeranian``, ``0_features.28_17``) and ``labels``."""
-        if not objectives:
-            with about("model.classes"):
-                self.classes = classifiers.resolve_classes(
-                    DEFAULT_CLASS if classes is None else classes, self.class_names
-                )
-            self.references = self.classes
-            self.tags = [described.tag(index) for index in self.classes]
-            self.labels = [f"{index} {self.class_names[index]}" for index in self.classes]
-            return None
-        channels = expressions.channels(self.classifier, self.image_size)
-        with about("model.objectives"):
-            parsed = [expressions.parse(text, self.class_names, channels) for text in objectives]
-        self.classes = [objective.key() for objective in parsed]
-        self.references = [objective.reference() for objective in parsed]
-        self.tags = [f"{position}_{objective.file_name()}" for position, objective in enumerate(parsed)]
-        self.labels = [objective.text for objective in parsed]
-        return ObjectiveValues(parsed, self.classifier)
-
     def own(self, positions: range, row_counts: list[int]) -> None:
         """Hold the images of the classes at these positions of the run (a contiguous block), and
         only those: ``owned_rows`` are their rows among all the run's images, ``row_counts`` the
@@ -180,16 +145,13 @@ class ClassVisualizer(LightningModule):
         k = self.samples_per_class
         self.owned_rows, self.row_counts = range(positions.start * k, positions.stop * k), row_counts
         self.all_rows = process_rows(row_counts)
-        row_classes = [self.classes[position] for position in positions for _ in range(k)]
-        row_references = [self.references[position] for position in positions for _ in range(k)]
-        #: per image row of this process, its stream key (its class) and its class position in the
-        #: run, and the class whose probability and rank it reports (-1: the top class)
-        self.register_buffer("class_indices", torch.tensor(row_classes, dtype=torch.long), persistent=False)
-        self.register_buffer("reference_classes", torch.tensor(row_references, dtype=torch.long), persistent=False)
-        self.register_buffer(
-            "row_positions", torch.arange(positions.start, positions.stop).repeat_interleave(k), persistent=False
-        )
-        self.image: ClassImages = self.image_factory(row_classes, self.image_size, self.seed)
+        #: per image row of this process, its class position in the run, its stream key (its
+        #: class) and the class whose probability and rank it reports (-1: the top class)
+        row_positions = torch.arange(positions.start, positions.stop).repeat_interleave(k)
+        self.register_buffer("row_positions", row_positions, persistent=False)
+        self.register_buffer("class_indices", torch.tensor(self.classes)[row_positions], persistent=False)
+        self.register_buffer("reference_classes", torch.tensor(self.references)[row_positions], persistent=False)
+        self.image: ClassImages = self.image_factory(self.class_indices.tolist(), self.image_size, self.seed)
         if self.start_picture is not None:
             self.image.start_from(self.start_picture.cpu())
         self.image_average = (
@@ -243,15 +205,10 @@ class ClassVisualizer(LightningModule):
     def read(self, views: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
         """The classifier's logits of ``views`` of these image rows (at least float32), each
         view's target (its class's logit, or its objective's value) and the diversity layer's output."""
-        with self.objective.capture() as features, self._capture() as captured:
+        with self.objective.capture() as features, self.targets.values.capture() as captured:
             logits = self.scores(views)
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-        if self.goals is None:
-            return logits, class_logit(logits, self.class_indices[rows]), features
-        return logits, self.goals.values(logits, captured, self.row_positions[rows]), features
-
-    def _capture(self):
-        return self.goals.capture() if self.goals is not None else contextlib.nullcontext({})
+        return logits, self.targets.values.values(logits, captured, self.row_positions[rows]), features
 
     def pass_size(self) -> int:
         """Work items per classifier forward pass, never splitting the items the objective compares."""
@@ -279,9 +236,9 @@ class ClassVisualizer(LightningModule):
             scores.append(chunk_scores)
         if not losses:  # owning no class: empty gradients, so the optimizer state has every entry the others' has
             self.manual_backward(sum(p.sum() for p in self.image.parameters()))
-        loss = torch.stack(losses).sum() if losses else self._zero()
+        loss = torch.stack(losses).sum() if losses else self.zero()
         if logging:  # written before the step: the scores describe the images after ``step`` steps
-            self.step_scores = StepScores(work, self._stacked(scores), loss)
+            self.step_scores = StepScores.of(work, scores, loss)
         optimizer.step()
         scheduler = self.lr_schedulers()
         if scheduler is not None:  # manual optimization: Lightning leaves the stepping to the module
@@ -290,18 +247,7 @@ class ClassVisualizer(LightningModule):
             self.image_average.after_step(self.image, step, self.trainer.max_steps)
         return loss
 
-    @torch.no_grad()
-    def score_images(self) -> StepScores:
-        """The scores of the current images, every view, as a step at ``global_step`` sees them."""
-        work = work_items(len(self.owned_rows), self.views).to(self.device)
-        scored = [self.loss(chunk, with_scores=True) for chunk in self.chunks(work)]
-        loss = sum((loss for loss, _ in scored), self._zero())
-        return StepScores(work, self._stacked([scores for _, scores in scored]), loss)
-
-    def _stacked(self, scores: list[Tensor]) -> Tensor:
-        return torch.cat(scores) if scores else self._zero().new_zeros(0, len(COLUMNS))
-
-    def _zero(self) -> Tensor:
+    def zero(self) -> Tensor:
         """A zero in the dtype of the losses and scores (as every process's, for collectives)."""
         dtype = torch.promote_types(next(self.image.parameters()).dtype, torch.float32)
         return torch.zeros((), dtype=dtype, device=self.device)
@@ -324,35 +270,19 @@ class ClassVisualizer(LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer | dict:
         """The optimizer sees the image parameters alone: the classifier is not trained. A
         schedule is handed to Lightning, which saves and restores its state with the checkpoint."""
-        optimizer = (self.optimizer or seed_optimizer)(self.image.parameters())
+        optimizer = (self.optimizer or SEED_OPTIMIZER)(self.image.parameters())
         if self.lr_scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.lr_scheduler(optimizer), "interval": "step"}}
 
     @override
     def train_dataloader(self):
-        max_steps = self.trainer.max_steps
-        require(is_count(max_steps, 1), "trainer.max_steps", max_steps, "the number of optimizer steps, e.g. 200")
-        return step_loader(len(self.owned_rows), self.views, max_steps)
+        return step_loader(len(self.owned_rows), self.views, self.trainer.max_steps)
 
     @override
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Checkpoints hold the images and optimizer state, not the frozen classifier (528 MB for VGG16):
-        it is rebuilt from the hyperparameters."""
-        state = checkpoint["state_dict"]
-        for key in [key for key in state if key.startswith("classifier.")]:
-            del state[key]
+        checkpoints.drop_classifier(checkpoint)
 
     @override
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Put the rebuilt classifier's weights back so that strict loading still checks the images,
-        and give the images the checkpoint's dtype first: Lightning restores before its precision
-        plugin converts the module, so a float64 run would otherwise be rounded through float32."""
-        state = checkpoint["state_dict"]
-        saved = {state[key].dtype for key in self.image_rows() if key in state}
-        if len(saved) == 1:
-            dtype = saved.pop()
-            self.image.to(dtype=dtype)
-            if self.image_average is not None:
-                self.image_average.to(dtype=dtype)
-        state.update({f"classifier.{k}": v for k, v in self.classifier.state_dict().items()})
+        checkpoints.prepare_to_load(self, checkpoint)

@@ -99,6 +99,11 @@ def check_memory(module: LightningModule) -> None:
         )
 
 
+#: The most views, samples or views per pass a run takes: far past any useful value, and far
+#: below what would overflow the work items' index arithmetic.
+MAX_COUNT = 2**20
+
+
 def check_options(options: dict) -> None:
     """``ClassVisualizer``'s own ranges (``options``: its arguments by name), before anything is built."""
     require(
@@ -114,16 +119,22 @@ def check_options(options: dict) -> None:
         "a list of objective strings such as ['features.28:17', 'logit:259 - logit:151']",
     )
     require(
+        options["init_image"] is not None or "init_distance" not in (options["regularizer_weights"] or {}),
+        "model.init_image",
+        options["init_image"],
+        "a picture file with regularizer_weights.init_distance",
+    )
+    require(
         options["image_size"] is None or is_count(options["image_size"], 1),
         "model.image_size",
         options["image_size"],
         "a positive number of pixels such as 224",
     )
     require(
-        is_count(options["views"], 1),
+        is_count(options["views"], 1, MAX_COUNT),
         "model.views",
         options["views"],
-        "a positive number of views per image, e.g. 1 or 4",
+        f"a positive number of views per image up to {MAX_COUNT}, e.g. 1 or 4",
     )
     for name, example in (("exact_view_steps", "16, or 0.125"), ("average_steps", "32, or 0.25")):
         require(
@@ -139,16 +150,16 @@ def check_options(options: dict) -> None:
         "a weight in [0, 1) such as 0.9",
     )
     require(
-        options["batch_size"] is None or is_count(options["batch_size"], 1),
+        options["batch_size"] is None or is_count(options["batch_size"], 1, MAX_COUNT),
         "model.batch_size",
         options["batch_size"],
-        "a positive number of images or null",
+        f"a positive number of views per classifier pass up to {MAX_COUNT}, or null",
     )
     require(
-        is_count(options["samples_per_class"], 1),
+        is_count(options["samples_per_class"], 1, MAX_COUNT),
         "model.samples_per_class",
         options["samples_per_class"],
-        "a positive number such as 1 or 4",
+        f"a positive number up to {MAX_COUNT}, such as 1 or 4",
     )
     require(
         is_number(options["diversity_weight"], 0),

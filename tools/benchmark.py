@@ -31,7 +31,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from maxclass_lightning import classifiers
 from maxclass_lightning.cli import TRAINER_DEFAULTS, quiet_lightning
 from maxclass_lightning.images import PixelImage
-from maxclass_lightning.module import SEED_LEARNING_RATE, SEED_WEIGHT_DECAY, ClassVisualizer
+from maxclass_lightning.module import SEED_OPTIMIZER, ClassVisualizer
 from tools.events import step_seconds
 from tools.flops import peak_tflops, step_flops
 
@@ -89,7 +89,7 @@ def plain_loop(
         network.compile()
     classes = torch.tensor(_classes(batch), device=device)
     image = PixelImage(classes.tolist(), size, seed=0).pixels.detach().to(device).requires_grad_(True)
-    optimizer = torch.optim.AdamW([image], lr=SEED_LEARNING_RATE, weight_decay=SEED_WEIGHT_DECAY)
+    optimizer = SEED_OPTIMIZER([image])
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=options.precision == "bf16-mixed")
     _reset_peak_memory(device)
     for step in range(warmup + steps):
