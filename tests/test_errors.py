@@ -65,6 +65,14 @@ def fails_cleanly(capsys, save_dir, *args: str, config: str | None = None) -> st
         (["--ckpt_path="], "ckpt_path is empty; give a checkpoint file to resume from, or leave it out"),
         (["--trainer.max_steps=100000000000000000000"], "trainer.max_steps is 100000000000000000000; give"),
         (["--trainer.val_check_interval=2"], "trainer.val_check_interval is 2; give null or a fraction"),
+        (
+            ["--model.views=100000000000000000000"],
+            "model.views is 100000000000000000000; give a positive number of views per image up to",
+        ),
+        (
+            ["--model.batch_size=100000000000000000000"],
+            "model.batch_size is 100000000000000000000; give a positive number of views per",
+        ),
         (["--data={}"], "data is lightning.LightningDataModule; give null (the module makes its own work items"),
         (["--model.lr_scheduler={}"], "model.lr_scheduler names no class; give a learning-rate scheduler class"),
         (
