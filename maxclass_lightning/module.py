@@ -12,17 +12,14 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from typing_extensions import override
 
-from maxclass_lightning import checkpoints, classifiers, preflight
+from maxclass_lightning import checkpoints, classifiers, data, ownership, preflight, steps
 from maxclass_lightning.averaging import ImageAverage
 from maxclass_lightning.callbacks import default_callbacks
-from maxclass_lightning.data import pass_size, step_loader, view_keys
 from maxclass_lightning.display import Display
 from maxclass_lightning.errors import about
 from maxclass_lightning.images import ClassImages, ImageCallable, PixelImage, load_picture
 from maxclass_lightning.metrics import StepScores, item_scores
 from maxclass_lightning.objectives import ClassObjective
-from maxclass_lightning.ownership import process_rows, process_share
-from maxclass_lightning.steps import first_of_last, is_log_step
 from maxclass_lightning.targets import targets
 from maxclass_lightning.transforms import Resize, resized
 
@@ -111,9 +108,7 @@ class ClassVisualizer(LightningModule):
         self.image_size = image_size or described.input_size
         self.targets = t = targets(described, self.image_size, classes, objectives)
         self.classes, self.references, self.tags, self.labels = t.classes, t.references, t.tags, t.labels
-        self.samples_per_class = k = samples_per_class
-        #: per image (class-major, then sample), its file name (``259_pomeranian_1`` for samples)
-        self.image_names = [tag if k == 1 else f"{tag}_{sample}" for tag in self.tags for sample in range(k)]
+        self.samples_per_class, self.image_names = samples_per_class, t.image_names(samples_per_class)
         self.image_factory = image or PixelImage
         self.normalize = described.normalization() if normalize else nn.Identity()
         self.seed, self.views, self.batch_size = seed, views, batch_size
@@ -144,7 +139,7 @@ class ClassVisualizer(LightningModule):
         rows each process holds, ``all_rows`` the rows of each process."""
         k = self.samples_per_class
         self.owned_rows, self.row_counts = range(positions.start * k, positions.stop * k), row_counts
-        self.all_rows = process_rows(row_counts)
+        self.all_rows = ownership.process_rows(row_counts)
         #: per image row of this process, its class position in the run, its stream key (its
         #: class) and the class whose probability and rank it reports (-1: the top class)
         row_positions = torch.arange(positions.start, positions.stop).repeat_interleave(k)
@@ -167,7 +162,7 @@ class ClassVisualizer(LightningModule):
     def setup(self, stage: str) -> None:
         """Under ``owned_classes``, keep only this process's share of the classes: their images
         are made from their own random streams, the same as in a single-process run."""
-        share = process_share(self.trainer, len(self.classes), self.samples_per_class)
+        share = ownership.process_share(self.trainer, len(self.classes), self.samples_per_class)
         if share is not None:
             self.own(*share)
 
@@ -194,8 +189,8 @@ class ClassVisualizer(LightningModule):
         # sampling grids and the colour mixing; only the classifier runs in low precision.
         with torch.autocast(self.device.type, enabled=False):
             images = self.image(rows)
-            views = self.transforms(images, view_keys(work, self.seed, self.class_indices, self.global_step))
-            if self.global_step >= first_of_last(self.exact_view_steps, self.trainer.max_steps):
+            views = self.transforms(images, data.view_keys(work, self.seed, self.class_indices, self.global_step))
+            if self.global_step >= steps.first_of_last(self.exact_view_steps, self.trainer.max_steps):
                 views = torch.where((work[:, 1] == 0)[:, None, None, None], resized(images, views.shape[-1]), views)
         logits, target, features = self.read(views, rows)
         groups = self.row_positions[rows] * self.views + work[:, 1]  # a class's samples under one view
@@ -212,7 +207,7 @@ class ClassVisualizer(LightningModule):
 
     def pass_size(self) -> int:
         """Work items per classifier forward pass, never splitting the items the objective compares."""
-        return pass_size(self.batch_size or AUTO_BATCH_SIZE, self.objective.group_items)
+        return data.pass_size(self.batch_size or AUTO_BATCH_SIZE, self.objective.group_items)
 
     def chunks(self, work: Tensor) -> tuple[Tensor, ...]:
         return work.split(self.pass_size()) if len(work) else ()  # none on a process that owns no class
@@ -227,7 +222,7 @@ class ClassVisualizer(LightningModule):
         optimizer = self.optimizers()
         step = self.global_step
         optimizer.zero_grad()
-        logging = is_log_step(self.trainer)
+        logging = steps.is_log_step(self.trainer)
         losses, scores = [], []
         for chunk in self.chunks(work):
             loss, chunk_scores = self.loss(chunk, logging)
@@ -277,7 +272,7 @@ class ClassVisualizer(LightningModule):
 
     @override
     def train_dataloader(self):
-        return step_loader(len(self.owned_rows), self.views, self.trainer.max_steps)
+        return data.step_loader(len(self.owned_rows), self.views, self.trainer.max_steps)
 
     @override
     def on_save_checkpoint(self, checkpoint: dict) -> None:

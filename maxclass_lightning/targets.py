@@ -51,6 +51,11 @@ class Targets:
     labels: list[str]
     values: ClassLogits | ObjectiveValues
 
+    def image_names(self, samples_per_class: int) -> list[str]:
+        """Per image (slot-major, then sample), its file name: ``259_pomeranian_1`` for samples."""
+        k = samples_per_class
+        return [tag if k == 1 else f"{tag}_{sample}" for tag in self.tags for sample in range(k)]
+
 
 def targets(described: classifiers.Classifier, image_size: int, classes, objectives: list[str] | None) -> Targets:
     """The run's targets: ``objectives`` when given, else ``classes`` (null: the seed's class)."""
