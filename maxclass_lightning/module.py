@@ -12,14 +12,14 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from typing_extensions import override
 
-from maxclass_lightning import checkpoints, classifiers, data, ownership, preflight, steps
-from maxclass_lightning.averaging import ImageAverage
+from maxclass_lightning import checkpoints, classifiers, data, preflight, steps
 from maxclass_lightning.callbacks import default_callbacks
 from maxclass_lightning.display import Display
 from maxclass_lightning.errors import about
-from maxclass_lightning.images import ClassImages, ImageCallable, PixelImage, load_picture
+from maxclass_lightning.images import ImageCallable, PixelImage, load_picture
 from maxclass_lightning.metrics import StepScores, item_scores
 from maxclass_lightning.objectives import ClassObjective
+from maxclass_lightning.ownership import OwnedImages
 from maxclass_lightning.targets import targets
 from maxclass_lightning.transforms import Resize, resized
 
@@ -32,7 +32,7 @@ SEED_OPTIMIZER = partial(torch.optim.AdamW, lr=5.0, weight_decay=0.1)
 AUTO_BATCH_SIZE = 64
 
 
-class ClassVisualizer(LightningModule):
+class ClassVisualizer(OwnedImages, LightningModule):
     """Optimizes input images per class so that the frozen classifier's logit for it is maximal.
 
     Under ``trainer.strategy: owned_classes`` each process holds, optimizes and exports only the
@@ -132,39 +132,6 @@ class ClassVisualizer(LightningModule):
         self.step_scores: StepScores | None = None
         if compile:  # after the check, which would otherwise compile for the CPU first
             self.classifier.compile()
-
-    def own(self, positions: range, row_counts: list[int]) -> None:
-        """Hold the images of the classes at these positions of the run (a contiguous block), and
-        only those: ``owned_rows`` are their rows among all the run's images, ``row_counts`` the
-        rows each process holds, ``all_rows`` the rows of each process."""
-        k = self.samples_per_class
-        self.owned_rows, self.row_counts = range(positions.start * k, positions.stop * k), row_counts
-        self.all_rows = ownership.process_rows(row_counts)
-        #: per image row of this process, its class position in the run, its stream key (its
-        #: class) and the class whose probability and rank it reports (-1: the top class)
-        row_positions = torch.arange(positions.start, positions.stop).repeat_interleave(k)
-        self.register_buffer("row_positions", row_positions, persistent=False)
-        self.register_buffer("class_indices", torch.tensor(self.classes)[row_positions], persistent=False)
-        self.register_buffer("reference_classes", torch.tensor(self.references)[row_positions], persistent=False)
-        self.image: ClassImages = self.image_factory(self.class_indices.tolist(), self.image_size, self.seed)
-        if self.start_picture is not None:
-            self.image.start_from(self.start_picture.cpu())
-        self.image_average = (
-            ImageAverage(self.image, self.average_steps, self.average_decay) if self.average_steps else None
-        )
-
-    def image_rows(self) -> dict[str, Tensor]:
-        """The state-dict entries with one row per image of this process: the images and their averages."""
-        rows = {f"image.{name}": parameter for name, parameter in self.image.named_parameters()}
-        return rows | (self.image_average.rows("image_average") if self.image_average is not None else {})
-
-    @override
-    def setup(self, stage: str) -> None:
-        """Under ``owned_classes``, keep only this process's share of the classes: their images
-        are made from their own random streams, the same as in a single-process run."""
-        share = ownership.process_share(self.trainer, len(self.classes), self.samples_per_class)
-        if share is not None:
-            self.own(*share)
 
     @override
     def configure_callbacks(self) -> list[Callback]:

@@ -25,7 +25,9 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from typing_extensions import override
 
+from maxclass_lightning.averaging import ImageAverage
 from maxclass_lightning.errors import ConfigError
+from maxclass_lightning.images import ClassImages
 
 #: The name to give ``trainer.strategy``.
 STRATEGY_NAME = "owned_classes"
@@ -160,6 +162,45 @@ def _is_rows_of(value: Any, parameter: Tensor) -> bool:
 def _is_full_rows(value: Any, total: int) -> bool:
     """Whether a checkpointed optimizer state tensor holds one row per image of the run."""
     return isinstance(value, Tensor) and value.dim() > 1 and len(value) == total
+
+
+class OwnedImages:
+    """The part of ``ClassVisualizer`` that holds this process's images: their parameterization,
+    moving average and per-row bookkeeping, for the block of class positions it owns (all of them
+    in a single process). The module provides ``classes``, ``references``, ``samples_per_class``,
+    ``image_factory``, ``image_size``, ``seed``, ``start_picture`` and the averaging options."""
+
+    def own(self, positions: range, row_counts: list[int]) -> None:
+        """Hold the images of the classes at these positions of the run (a contiguous block), and
+        only those: ``owned_rows`` are their rows among all the run's images, ``row_counts`` the
+        rows each process holds, ``all_rows`` the rows of each process."""
+        k = self.samples_per_class
+        self.owned_rows, self.row_counts = range(positions.start * k, positions.stop * k), row_counts
+        self.all_rows = process_rows(row_counts)
+        #: per image row of this process, its class position in the run, its stream key (its
+        #: class) and the class whose probability and rank it reports (-1: the top class)
+        row_positions = torch.arange(positions.start, positions.stop).repeat_interleave(k)
+        self.register_buffer("row_positions", row_positions, persistent=False)
+        self.register_buffer("class_indices", torch.tensor(self.classes)[row_positions], persistent=False)
+        self.register_buffer("reference_classes", torch.tensor(self.references)[row_positions], persistent=False)
+        self.image: ClassImages = self.image_factory(self.class_indices.tolist(), self.image_size, self.seed)
+        if self.start_picture is not None:
+            self.image.start_from(self.start_picture.cpu())
+        self.image_average = (
+            ImageAverage(self.image, self.average_steps, self.average_decay) if self.average_steps else None
+        )
+
+    def image_rows(self) -> dict[str, Tensor]:
+        """The state-dict entries with one row per image of this process: the images and their averages."""
+        rows = {f"image.{name}": parameter for name, parameter in self.image.named_parameters()}
+        return rows | (self.image_average.rows("image_average") if self.image_average is not None else {})
+
+    def setup(self, stage: str) -> None:
+        """Under ``owned_classes``, keep only this process's share of the classes: their images
+        are made from their own random streams, the same as in a single-process run."""
+        share = process_share(self.trainer, len(self.classes), self.samples_per_class)
+        if share is not None:
+            self.own(*share)
 
 
 def destroy_process_group() -> None:
