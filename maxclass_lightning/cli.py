@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import NoReturn
 
 import yaml
 from jsonargparse import ArgumentError
@@ -22,6 +20,7 @@ from maxclass_lightning.checkpoints import disk_full_message, is_disk_full
 from maxclass_lightning.errors import ConfigError, RunError
 from maxclass_lightning.module import ClassVisualizer
 from maxclass_lightning.ownership import check_strategy
+from maxclass_lightning.parse_errors import PROGRAM, fail
 
 #: Set (to anything) to see full tracebacks instead of one-line errors.
 DEBUG_VARIABLE = "MAXCLASS_DEBUG"
@@ -39,12 +38,6 @@ DESCRIPTION = (
     "evaluate: score pictures with a classifier (evaluate --help). "
     "gallery: build a run's web gallery (gallery --help)."
 )
-
-#: How the app is started, in ``--help`` and in the errors that point to it.
-PROGRAM = "python -m maxclass_lightning"
-
-#: What the command line accepts as its first word.
-SUBCOMMANDS = ("fit", "evaluate", "gallery")
 
 TRAINER_DEFAULTS = {
     "max_steps": 200,
@@ -228,6 +221,8 @@ def main(args: list[str] | None = None):
     except (ConfigError, ArgumentError, RunError, MisconfigurationException) as error:
         if os.environ.get(DEBUG_VARIABLE):
             raise
+        if isinstance(error, MisconfigurationException):  # Lightning's own checks of trainer options
+            error = ConfigError("trainer: " + " ".join(str(error).split()))
         fail(argv, error)
     except SIGTERMException:
         sys.exit(EXIT_SIGTERM)
@@ -245,22 +240,3 @@ def objectives_replace_classes(argv: list[str]) -> list[str]:
         return argv
     first = options.index("--model.objectives")
     return [*argv[:first], "--model.classes=null", *argv[first:]]
-
-
-def fail(argv: list[str], error: Exception) -> NoReturn:
-    """Print ``error`` as one line and exit: 1 for a run that could not finish, 2 for bad input."""
-    unknown = re.match(r"argument subcommand: invalid choice: '([^']*)'", str(error))
-    missing = str(error).startswith('expected "subcommand"')
-    if unknown or missing:
-        given = f"{unknown.group(1)} is not a subcommand" if unknown else "no subcommand given"
-        message = f"{given}; give {' or '.join(SUBCOMMANDS)}, e.g. {PROGRAM} fit --help"
-    elif isinstance(error, ArgumentError):
-        command = " ".join([PROGRAM, *argv[:1], "--help"])
-        message = f"{parse_errors.one_line(str(error))} (options: {command})"
-    elif isinstance(error, MisconfigurationException):  # Lightning's own checks of trainer options
-        message = "trainer: " + " ".join(str(error).split())
-    else:
-        message = str(error)
-    where = parse_errors.locate(message, argv)
-    print(f"error: {where + ': ' if where else ''}{message}", file=sys.stderr)
-    sys.exit(1 if isinstance(error, RunError) else 2)

@@ -393,6 +393,19 @@ def parser():
     return parser
 
 
+def command(argv: list[str]) -> int:
+    """``python -m maxclass_lightning gallery ...`` as ``main``, any bad input ending in one line
+    (``parse_errors.fail``) as for the other subcommands."""
+    from jsonargparse import ArgumentError
+
+    from maxclass_lightning.parse_errors import fail
+
+    try:
+        return main(argv)
+    except (ConfigError, ArgumentError) as error:
+        fail(["gallery", *argv], error)
+
+
 def main(argv: list[str]) -> int:
     """``gallery FOLDER [--output DIR] [--evaluations [FILE, ...]]``: build and print the page's path."""
     config = parser().parse_args(argv)

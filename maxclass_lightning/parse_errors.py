@@ -8,12 +8,21 @@ it tried, a class's option sits inside its parent's report), and a broken YAML f
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
+from typing import NoReturn
 
 import yaml
+from jsonargparse import ArgumentError
 from jsonargparse.typing import import_object
 
-from maxclass_lightning.errors import ConfigError
+from maxclass_lightning.errors import ConfigError, RunError
+
+#: How the app is started, in ``--help`` and in the errors that point to it.
+PROGRAM = "python -m maxclass_lightning"
+
+#: What the command line accepts as its first word.
+SUBCOMMANDS = ("fit", "evaluate", "gallery")
 
 _KEY = re.compile(r'Parser key "([^"]+)"')
 _GIVEN = re.compile(r"(?:Given value|Got value): (.*?)(?:\. Got value:.*)?$")
@@ -212,3 +221,20 @@ def _find(node, parts: list[str]) -> int | None:
             if inner is not None:
                 return inner
     return None
+
+
+def fail(argv: list[str], error: Exception) -> NoReturn:
+    """Print ``error`` as one line and exit: 1 for a run that could not finish, 2 for bad input."""
+    unknown = re.match(r"argument subcommand: invalid choice: '([^']*)'", str(error))
+    missing = str(error).startswith('expected "subcommand"')
+    if unknown or missing:
+        given = f"{unknown.group(1)} is not a subcommand" if unknown else "no subcommand given"
+        message = f"{given}; give {' or '.join(SUBCOMMANDS)}, e.g. {PROGRAM} fit --help"
+    elif isinstance(error, ArgumentError):
+        command = " ".join([PROGRAM, *argv[:1], "--help"])
+        message = f"{one_line(str(error))} (options: {command})"
+    else:
+        message = str(error)
+    where = locate(message, argv)
+    print(f"error: {where + ': ' if where else ''}{message}", file=sys.stderr)
+    sys.exit(1 if isinstance(error, RunError) else 2)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import urllib.parse
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from PIL import Image
 from maxclass_lightning import gallery
 from maxclass_lightning.classifiers import IMAGENET_CATEGORIES
 from maxclass_lightning.errors import ConfigError
-from tests.conftest import fit_in_process, run_dir, tiny_args
+from tests.conftest import ROOT, fit_in_process, run_dir, run_module, tiny_args
 
 #: Where Debian (``apt-get install chromium``) and other systems put Chromium.
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -212,6 +214,29 @@ def test_one_line_errors(tmp_path):
     (tmp_path / "notes.json").write_text("{}")
     with pytest.raises(ConfigError, match=r"notes\.json', not evaluate --json output"):
         gallery.main([str(tmp_path), "--evaluations", str(tmp_path / "notes.json")])
+
+
+def test_the_command_starts_without_torch_and_ends_bad_input_in_one_line(atlas, tmp_path):
+    """``python -m maxclass_lightning gallery`` as a user runs it: a rebuild that never imports torch
+    or Lightning (seconds of start-up), and a missing folder or unknown option in one line, exit 2."""
+    probe = (
+        "import runpy, sys; sys.argv = ['maxclass_lightning', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('maxclass_lightning', run_name='__main__')\n"
+        "finally:\n    print('imported:', 'torch' in sys.modules, 'lightning' in sys.modules)"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    built = subprocess.run(
+        [sys.executable, "-c", probe, "gallery", str(atlas)], capture_output=True, text=True, env=environment
+    )
+    assert built.returncode == 0, built.stderr
+    assert built.stdout.splitlines()[-1] == "imported: False False"
+    for argv, message in (
+        ([str(tmp_path / "missing")], "not a folder"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ):
+        result = run_module(["gallery", *argv])
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and message in result.stderr
 
 
 def test_constants_match_the_run_that_writes_the_files():
