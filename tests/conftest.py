@@ -11,6 +11,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Under pytest-xdist, one thread per worker: two workers of two threads each on CI's 2 cores fight
+# over them, and most of the suite's tensors are too small to gain from a second thread. Set before
+# torch is imported here, and inherited by the subprocesses the tests start. An explicit
+# OMP_NUM_THREADS wins. (Exactness tests compare in float64, so the thread count changes nothing.)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 #: A run small enough for 2 CPU cores: a tiny random (seeded) network with ImageNet's 1000 classes,
 #: 32 px, a few steps, no download. VGG16 (the default classifier) costs about 8 times as much per
 #: run at this size; tests of VGG16 itself name it (``VGG16``).
