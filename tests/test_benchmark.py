@@ -13,6 +13,7 @@ import torch
 
 from tests.conftest import ROOT
 from tools import benchmark
+from tools.flops import projected_seconds, recipe_flops
 
 TINY_NETWORK = "tests.networks:tiny_imagenet_classifier"
 
@@ -109,6 +110,16 @@ def test_compiled_classifier_gives_the_same_images(in_process_fit):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU the check runs for minutes")
+def test_the_atlas_flops_are_vgg16s_published_cost_times_its_passes():
+    """VGG16 at 224 px is 15.5 GMAC (31 GFLOP) forward; the backward to the input costs about as
+    much again. The atlas: 512 passes (128 steps x 4 views) for each of 1000 classes."""
+    figures = recipe_flops("atlas")
+    assert 2 * 29e9 < figures["pass_flops"] < 2 * 33e9
+    assert (figures["passes_per_class"], figures["classes"]) == (512, 1000)
+    assert figures["run_flops"] == figures["pass_flops"] * 512 * 1000
+    assert 30 < projected_seconds(figures["run_flops"], 989.0, 1.0) < 35  # an H200 at its dense bf16 peak
+
+
 def test_device_check_without_a_gpu_says_so_writes_its_report_and_exits_0(tmp_path):
     result = subprocess.run(
         ["bash", str(ROOT / "scripts" / "device-check.sh"), str(tmp_path / "out")],

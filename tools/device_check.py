@@ -26,7 +26,7 @@ import yaml
 from maxclass_lightning import recipes
 from maxclass_lightning.cli import quiet_lightning
 from tools.events import step_seconds
-from tools.flops import PEAK_TFLOPS
+from tools.flops import PEAK_TFLOPS, peak_tflops, projected_seconds, recipe_flops
 
 #: Wall-clock budget of the check, seconds: the device is lent for minutes in all.
 DEVICE_CHECK_SECONDS = 450.0
@@ -161,6 +161,7 @@ def atlas(report: Report, runs: Path, logs: Path, left: Clock) -> int:
         )
     else:
         summary = "not measured: see the tail below"
+    summary += _against_peak(measured)
     tails = [_fenced(part["tail"]) for key in ("prefix", "full") if (part := measured.get(key))]
     report.add(
         "atlas",
@@ -169,6 +170,23 @@ def atlas(report: Report, runs: Path, logs: Path, left: Clock) -> int:
         f"single-view steps at 256 px)\n\n{summary}\n\n" + "\n".join(tails),
     )
     return prefix
+
+
+def _against_peak(measured: dict) -> str:
+    """The atlas's FLOPs (``tools.flops``, the figure docs/results.md projects) against its wall
+    time: the fraction of the chip's dense bf16 peak the whole run reaches."""
+    figures = recipe_flops("atlas")
+    peak = peak_tflops(torch.device("cuda"), "bf16-mixed")
+    seconds = measured["full"]["seconds"] if measured.get("full", {}).get("exit") == 0 else measured.get("projected_s")
+    measured["run_flops"] = figures["run_flops"]
+    if not peak or not seconds:
+        return f" FLOPs: {figures['run_flops'] / 1e15:.1f} PFLOP."
+    at_peak = projected_seconds(figures["run_flops"], peak, 1.0)
+    measured["at_peak_s"], measured["fraction_of_peak"] = at_peak, at_peak / seconds
+    return (
+        f" FLOPs: {figures['run_flops'] / 1e15:.1f} PFLOP, {at_peak:.0f} s at the chip's dense bf16 peak "
+        f"({peak:g} TFLOP/s): the run reaches {at_peak / seconds:.0%} of it."
+    )
 
 
 #: Interleaved plain/app pairs per benchmark row on the GPU: a median with a spread, within the time box.
