@@ -47,5 +47,5 @@ def test_init_distance_is_each_images_mean_squared_distance_to_the_start():
     images = torch.stack([start, start + 0.5, start - 0.25])
     penalty = regularizers.weighted(images, {"init_distance": 2.0}, start)
     torch.testing.assert_close(penalty, torch.tensor([0.0, 0.5, 0.125], dtype=torch.float64), rtol=0, atol=1e-12)
-    with pytest.raises(ConfigError, match="give model.init_image"):
+    with pytest.raises(ConfigError, match=r"give model\.init_image"):
         regularizers.weighted(images, {"init_distance": 1.0}, None)
