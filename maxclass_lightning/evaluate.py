@@ -129,7 +129,7 @@ def parser() -> ArgumentParser:
     parser.add_argument(
         "--classifier",
         default="vgg16",
-        help="torchvision name, efficientnet_lite0/1, timm:<name>, package.module:function",
+        help="torchvision name, efficientnet_lite0/1/2, timm:<name>, package.module:function",
     )
     parser.add_argument(
         "--weights", type=str | None, default="DEFAULT", help="DEFAULT (pretrained), a .pth path, or null (random)"

@@ -43,7 +43,7 @@ class ClassVisualizer(OwnedImages, LightningModule):
         objectives: instead of classes, one image per objective string, e.g. ``"features.28:17"``,
             ``"features.28:17@center"``, ``"features.28"``, ``"logit:259 - logit:151"``.
         image_size: side of each optimized image, in pixels; null: the classifier's input side.
-        classifier: torchvision name, ``efficientnet_lite0``/``1``, ``timm:<name>``, ``package.module:function``,
+        classifier: torchvision name, ``efficientnet_lite0``/``1``/``2``, ``timm:<name>``, ``package.module:function``,
             (Python) an ``nn.Module``, or a list of these: an ensemble, each network at its own input side.
         weights: ``DEFAULT`` (pretrained), a torchvision weights name, a state dict path, or null (random).
         normalize: apply the classifier's own mean/std before it; false feeds the raw image (the seed).

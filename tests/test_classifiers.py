@@ -160,6 +160,18 @@ def test_input_size_and_normalization_come_from_the_networks_metadata():
     assert ClassVisualizer(classes=259, classifier="efficientnet_b1", weights=None, image_size=64).image_size == 64
 
 
+def test_efficientnet_lite2_is_a_third_shipped_network_at_its_own_side():
+    """The results' held-out judge: 260 px, ImageNet's statistics, its shipped weights whatever the seed."""
+    described = classifiers.load("efficientnet_lite2")
+    assert (described.input_size, described.mean, described.std) == (
+        260,
+        classifiers.IMAGENET_MEAN,
+        classifiers.IMAGENET_STD,
+    )
+    again = classifiers.build_classifier("efficientnet_lite2", "DEFAULT", seed=5)
+    assert torch.equal(again.state_dict()["_fc.weight"], described.network.state_dict()["_fc.weight"])
+
+
 def test_efficientnet_lite0_by_name_is_the_shipped_imagenet_network_and_null_a_random_one():
     described = classifiers.load("efficientnet_lite0")
     assert (described.input_size, described.mean, described.std) == (
