@@ -22,7 +22,8 @@ import matplotlib.pyplot as plt
 def draw(curves: dict[str, list[list[float]]], output: Path, judge: str = "EfficientNet-Lite1") -> None:
     """One line per recipe: classifier passes per class (steps x views, log scale) against the
     judge's mean probability of the target class, in [0, 1]."""
-    figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    # Tall enough for the legend's two-line entries beside the axes.
+    figure, axes = plt.subplots(figsize=(6.4, max(4.0, 0.38 * len(curves))), dpi=100)
     colours = plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2]  # more than 10 lines
     for index, ((name, points), colour) in enumerate(zip(curves.items(), colours)):
         passes, probability = zip(*sorted(points))
