@@ -12,6 +12,7 @@ from lightning.pytorch import LightningModule
 from torch import nn
 
 from maxclass_lightning.data import view_keys
+from maxclass_lightning.ensembles import Ensemble
 from maxclass_lightning.errors import ConfigError, is_count, is_number, require
 from maxclass_lightning.steps import is_fraction_or_count
 
@@ -77,6 +78,16 @@ def activation_bytes_per_pixel(network: nn.Module) -> float | None:
     return sum(outputs) / PROBE_SIDE**2
 
 
+def activation_bytes_per_view(network: nn.Module, view_size: int) -> float | None:
+    """Bytes of layer outputs one view of ``view_size`` px costs in a forward pass. An ensemble's
+    members each read the view resized to their own input side, whatever the view's size."""
+    if isinstance(network, Ensemble):
+        members = [activation_bytes_per_view(member, size) for member, size in zip(network.members, network.sizes)]
+        return None if None in members else sum(members)
+    per_pixel = activation_bytes_per_pixel(network)
+    return None if per_pixel is None else per_pixel * view_size**2
+
+
 def check_memory(module: LightningModule) -> None:
     """The module's images (with their gradients and optimizer state) fit in host memory, where
     they are made; on a machine without CUDA, one forward pass of views must fit there too."""
@@ -86,16 +97,20 @@ def check_memory(module: LightningModule) -> None:
     network, images, image_size = module.classifier, len(module.image_names), module.image_size
     view_size = getattr(module.transforms, "output_size", None) or image_size
     pass_items = min(module.pass_size(), images * module.views)
-    need = images * 3 * image_size**2 * 4 * TENSORS_PER_IMAGE  # float32
-    per_pixel = activation_bytes_per_pixel(network) if not torch.cuda.is_available() else None
-    if per_pixel is not None:
-        need += pass_items * per_pixel * view_size**2
+    held = images * 3 * image_size**2 * 4 * TENSORS_PER_IMAGE  # float32
+    per_view = activation_bytes_per_view(network, view_size) if not torch.cuda.is_available() else None
+    need = held + (pass_items * per_view if per_view is not None else 0)
     if need > available:
+        # The images alone too large: only a smaller side helps; otherwise fewer views per pass do.
+        fix = (
+            "a smaller model.image_size such as 224"
+            if held > available
+            else f"a smaller model.batch_size (views per classifier pass, now {pass_items})"
+        )
         raise ConfigError(
             f"model.image_size is {image_size}: {images} image(s) need about {need / GIB:,.1f} GiB (pixels, "
             f"gradients, optimizer state and one forward pass of {pass_items} view(s)), more than the "
-            f"{available / GIB:,.1f} GiB available; give a smaller model.image_size such as 224, or a smaller "
-            "model.batch_size"
+            f"{available / GIB:,.1f} GiB available; give {fix}"
         )
 
 

@@ -34,3 +34,25 @@ def test_an_ensemble_maximizes_the_mean_logit_of_its_networks_each_read_its_own_
         optimizer.step()
         optimizer.zero_grad()
     torch.testing.assert_close(cli.model.image.pixels.detach(), image.detach(), rtol=0, atol=1e-9)
+
+
+def test_the_memory_check_counts_each_member_at_its_own_input_side():
+    """What one view costs an ensemble in layer outputs: each member's, at its own input side,
+    whatever the view's size (the estimate once divided the members' cost by the probe's side)."""
+    from maxclass_lightning import preflight
+    from maxclass_lightning.ensembles import Ensemble
+
+    members = [classifiers.build_classifier(TINY, None, seed=0), classifiers.build_classifier(OWN, None, seed=0)]
+    ensemble = Ensemble(members, [64, 128], [torch.nn.Identity(), torch.nn.Identity()]).eval()
+    outputs = []
+    leaves = [m for m in ensemble.members.modules() if not list(m.children())]  # the networks themselves
+    handles = [
+        leaf.register_forward_hook(lambda m, a, o: outputs.append(o.numel() * o.element_size())) for leaf in leaves
+    ]
+    with torch.no_grad():
+        ensemble(torch.zeros(1, 3, 16, 16))
+    for handle in handles:
+        handle.remove()
+    torch.testing.assert_close(
+        preflight.activation_bytes_per_view(ensemble, 16), float(sum(outputs)), rtol=0.05, atol=0
+    )
