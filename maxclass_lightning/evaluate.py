@@ -71,6 +71,7 @@ def picture_paths(inputs: list[str]) -> list[Path]:
 def target_classes(paths: list[Path], classes: list[int | str] | None, names: list[str]) -> list[int]:
     """Each picture's target class: ``classes`` in order, or the index its exported name starts with."""
     if classes is not None:
+        classes = classes if isinstance(classes, list) else [classes]  # one picture: --classes 285
         targets = [classifiers.resolve_classes([target], names)[0] for target in classes]  # repeats allowed
         if len(targets) != len(paths):
             raise ConfigError(f"{len(targets)} classes for {len(paths)} pictures; give one class per picture")
@@ -134,7 +135,9 @@ def parser() -> ArgumentParser:
     parser.add_argument(
         "--weights", type=str | None, default="DEFAULT", help="DEFAULT (pretrained), a .pth path, or null (random)"
     )
-    parser.add_argument("--classes", type=list[int | str] | None, default=None, help="one class per picture")
+    parser.add_argument(
+        "--classes", type=list[int | str] | int | str | None, default=None, help="one class per picture (a list)"
+    )
     parser.add_argument(
         "--image_size", type=int | None, default=None, help="input side in pixels (default: the classifier's own)"
     )

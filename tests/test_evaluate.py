@@ -72,3 +72,13 @@ def test_classes_must_match_the_pictures(tmp_path):
         evaluate.main([str(tmp_path), "--classifier", NETWORK, "--weights", "null", "--classes", "[1]"])
     with pytest.raises(ConfigError, match="does not exist"):
         evaluate.main([str(tmp_path / "nowhere.png"), "--classifier", NETWORK, "--weights", "null"])
+
+
+def test_one_picture_takes_one_bare_class(tmp_path):
+    """``--classes 285`` for a single picture, as ``--classes '[285]'``; the picture's file name says
+    another class, and the one given wins."""
+    write_pictures(tmp_path, [1])
+    (picture,) = tmp_path.glob("*.png")
+    bare = evaluate.main([str(picture), "--classifier", NETWORK, "--weights", "null", "--classes", "285"])
+    listed = evaluate.main([str(picture), "--classifier", NETWORK, "--weights", "null", "--classes", "[285]"])
+    assert [score.target for score in bare] == [score.target for score in listed] == [285]
