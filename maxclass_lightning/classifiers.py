@@ -245,8 +245,8 @@ def _index_of_name(name: str, names: Sequence[str], by_lower: dict[str, list[int
         listed = ", ".join(f"{index} ({names[index]})" for index in matches)
         raise ConfigError(f"class name {name!r} is ambiguous: {listed}; give the index")
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=3)
-    hint = f"; did you mean {', '.join(repr(names[by_lower[c][0]]) for c in close)}?" if close else ""
-    raise ConfigError(f"unknown class name {name!r}{hint} Give a class index (0-{len(names) - 1}) or name")
+    hint = f"did you mean {', '.join(repr(names[by_lower[c][0]]) for c in close)}? " if close else ""
+    raise ConfigError(f"unknown class name {name!r}; {hint}give a class index (0-{len(names) - 1}) or name")
 
 
 def _load_state_dict(network: nn.Module, path: Path, classifier: str) -> None:

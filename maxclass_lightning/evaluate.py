@@ -19,7 +19,7 @@ from jsonargparse import ArgumentParser
 from torch import nn
 
 from maxclass_lightning import classifiers
-from maxclass_lightning.errors import ConfigError
+from maxclass_lightning.errors import ConfigError, about
 from maxclass_lightning.images import load_picture
 from maxclass_lightning.objectives import target_scores
 
@@ -72,7 +72,8 @@ def target_classes(paths: list[Path], classes: list[int | str] | None, names: li
     """Each picture's target class: ``classes`` in order, or the index its exported name starts with."""
     if classes is not None:
         classes = classes if isinstance(classes, list) else [classes]  # one picture: --classes 285
-        targets = [classifiers.resolve_classes([target], names)[0] for target in classes]  # repeats allowed
+        with about("classes"):
+            targets = [classifiers.resolve_classes([target], names)[0] for target in classes]  # repeats allowed
         if len(targets) != len(paths):
             raise ConfigError(f"{len(targets)} classes for {len(paths)} pictures; give one class per picture")
         return targets
