@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from lightning.fabric.utilities.optimizer import _optimizer_to_device
+from lightning.fabric.utilities.apply_func import apply_to_collection, move_data_to_device
 from lightning.pytorch.strategies import DDPStrategy, Strategy, StrategyRegistry
 from torch import Tensor, nn
 from torch.optim import Optimizer
@@ -151,7 +151,8 @@ class ClassOwnership(DDPStrategy):
                 for index, entry in saved["state"].items()
             }
             optimizer.load_state_dict({**saved, "state": state})
-            _optimizer_to_device(optimizer, self.root_device)
+            for parameter, entry in optimizer.state.items():  # Lightning's public helpers, per entry
+                optimizer.state[parameter] = apply_to_collection(entry, Tensor, move_data_to_device, self.root_device)
 
 
 def _is_rows_of(value: Any, parameter: Tensor) -> bool:
