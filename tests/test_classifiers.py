@@ -160,35 +160,25 @@ def test_input_size_and_normalization_come_from_the_networks_metadata():
     assert ClassVisualizer(classes=259, classifier="efficientnet_b1", weights=None, image_size=64).image_size == 64
 
 
-def test_efficientnet_lite2_is_a_third_shipped_network_at_its_own_side():
-    """The results' held-out judge: 260 px, ImageNet's statistics, its shipped weights whatever the seed."""
-    described = classifiers.load("efficientnet_lite2")
+@pytest.mark.parametrize("name, side", [("efficientnet_lite0", 224), ("efficientnet_lite2", 260)])
+def test_a_lite_network_by_name_is_the_shipped_imagenet_network_and_null_a_random_one(name, side):
+    """Lite2 (260 px) is the results' judge that no run optimizes against."""
+    described = classifiers.load(name)
     assert (described.input_size, described.mean, described.std) == (
-        260,
-        classifiers.IMAGENET_MEAN,
-        classifiers.IMAGENET_STD,
-    )
-    again = classifiers.build_classifier("efficientnet_lite2", "DEFAULT", seed=5)
-    assert torch.equal(again.state_dict()["_fc.weight"], described.network.state_dict()["_fc.weight"])
-
-
-def test_efficientnet_lite0_by_name_is_the_shipped_imagenet_network_and_null_a_random_one():
-    described = classifiers.load("efficientnet_lite0")
-    assert (described.input_size, described.mean, described.std) == (
-        224,
+        side,
         classifiers.IMAGENET_MEAN,
         classifiers.IMAGENET_STD,
     )
     # DEFAULT is its shipped weights: the same whatever the seed, and not a seeded random network.
-    again = classifiers.build_classifier("efficientnet_lite0", "DEFAULT", seed=5)
+    again = classifiers.build_classifier(name, "DEFAULT", seed=5)
     state = described.network.state_dict()
     assert all(torch.equal(state[k], v) for k, v in again.state_dict().items())
-    random = classifiers.build_classifier("efficientnet_lite0", None, seed=5)
+    random = classifiers.build_classifier(name, None, seed=5)
     assert not torch.equal(random.state_dict()["_fc.weight"], state["_fc.weight"])
-    same = classifiers.build_classifier("efficientnet_lite0", None, seed=5)
+    same = classifiers.build_classifier(name, None, seed=5)
     assert all(torch.equal(random.state_dict()[k], v) for k, v in same.state_dict().items())
     with pytest.raises(ConfigError, match="has its own: give DEFAULT"):
-        classifiers.build_classifier("efficientnet_lite0", "IMAGENET1K_V1")
+        classifiers.build_classifier(name, "IMAGENET1K_V1")
 
 
 def test_null_weights_reinitialize_a_module_instance_on_a_copy():
