@@ -22,7 +22,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from typing_extensions import override
 
-from maxclass_lightning import gallery
+from maxclass_lightning import gallery, progress
 from maxclass_lightning.checkpoints import (
     InterruptCheckpoint,
     PeriodicCheckpoint,
@@ -286,4 +286,4 @@ def default_callbacks(trainer: Trainer) -> list[Callback]:
     checkpoints = trainer.checkpoint_callbacks  # empty with trainer.enable_checkpointing false
     if checkpoints and all(is_lightning_default(callback) for callback in checkpoints):
         defaults.insert(0, PeriodicCheckpoint)
-    return [callback() for callback in defaults if callback not in present]
+    return [callback() for callback in defaults if callback not in present] + progress.replacing_default(trainer)

@@ -37,6 +37,9 @@ COLUMNS = ("score", "prob", "rank", "top1")
 #: The final scores, in the run folder: ``[{"name", "class", "label", "score", "probability", "rank"}]``.
 SCORES_FILE = "scores.json"
 
+#: The scores the progress bar shows.
+PROGRESS_BAR = ("loss", "prob")
+
 #: Classes named one by one in the hyperparameters' ``classes`` entry.
 SUMMARY_CLASSES = 16
 
@@ -79,11 +82,16 @@ class ScoreLogger(Callback):
     images at the end; their mean probability to the progress bar; the hyperparameters once.
 
     Per class: ``score/``, ``prob/``, ``rank/<index>_<name>`` (runs of up to ``MAX_CLASS_TAGS``
-    classes); for all images: ``histograms/prob`` and ``histograms/rank``, ``summary/prob_min``,
-    ``summary/top1_fraction``, ``hp_metric`` (the mean probability), ``loss`` and ``image/mean``,
-    ``std``, ``min``, ``max``. A logging step costs one host sync and a small all-reduce (four
-    numbers per image).
+    classes); for all images: ``histograms/prob`` and ``histograms/rank`` (runs of two images or
+    more), ``summary/prob_min``, ``summary/top1_fraction``, ``hp_metric`` (the mean probability),
+    ``loss`` and ``image/mean``, ``std``, ``min``, ``max``. A logging step costs one
+    device-to-host copy and a small all-reduce (four numbers per image); ``latest`` keeps the
+    ``PROGRESS_BAR`` values for ``progress.ProgressBar``, which Lightning's ``self.log`` would
+    cost milliseconds a logging step to carry.
     """
+
+    def __init__(self) -> None:
+        self.latest: dict[str, float] = {}
 
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -94,51 +102,59 @@ class ScoreLogger(Callback):
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer) -> None:
         scores, pl_module.step_scores = pl_module.step_scores, None
         if scores is not None:
-            metrics = self.log_scores(trainer, pl_module, scores)[0]
-            # CPU tensors: Lightning keeps them where they are, so the progress bar costs no sync.
-            progress = {key: torch.tensor(metrics[key]) for key in ("loss", "prob")}
-            pl_module.log_dict(progress, prog_bar=True, logger=False, batch_size=1)
+            self.log_scores(trainer, pl_module, scores)
+            if not getattr(
+                trainer.progress_bar_callback, "shows_latest_scores", False
+            ):  # another bar: through Lightning
+                progress = {key: torch.tensor(self.latest[key]) for key in PROGRESS_BAR}  # CPU: no sync
+                pl_module.log_dict(progress, prog_bar=True, logger=False, batch_size=1)
 
     @override
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Score the final images, after the last step, so the scalars end where the images do,
         and write them as ``<run>/scores.json`` (global rank 0) for the gallery and scripts."""
-        per_image = self.log_scores(trainer, pl_module, current_scores(pl_module))[1]
+        per_image = self.log_scores(trainer, pl_module, current_scores(pl_module))
         if trainer.is_global_zero:
-            write_scores(run_directory(trainer) / SCORES_FILE, pl_module, per_image.double().cpu())
+            write_scores(run_directory(trainer) / SCORES_FILE, pl_module, per_image)
 
     def log_scores(
         self, trainer: Trainer, pl_module: LightningModule, scores: StepScores
-    ) -> tuple[dict[str, float], Tensor]:
-        """Sum ``scores`` over processes, write them at ``global_step`` and return them, with
-        every image's ``COLUMNS`` (``[images, 4]``)."""
+    ) -> Tensor:
+        """Sum ``scores`` over processes, write them at ``global_step`` and return every image's
+        ``COLUMNS`` (``[images, 4]``, float64, on the host)."""
         names, views = pl_module.image_names, pl_module.views
         per_image = scores.items.new_zeros(len(names), len(COLUMNS))
         per_image.index_add_(0, scores.work[:, 0] + pl_module.owned_rows.start, scores.items / views)
         strategy = trainer.strategy
         per_image = strategy.reduce(per_image, reduce_op="sum")
         loss = strategy.reduce(scores.loss, reduce_op="sum")
-        probability = per_image[:, 1]
+        statistics = image_statistics(trainer, pl_module)
+        # One device-to-host copy for everything written (each ``.item()`` would be a sync).
+        values = [per_image.double().flatten(), loss.double().view(1), torch.stack(list(statistics.values())).double()]
+        host = torch.cat(values).cpu().split([len(part) for part in values])
+        per_image_host, loss_value, image_values = host[0].view_as(per_image), host[1], host[2]
+        probability = per_image_host[:, 1]
         metrics = {
-            "loss": loss.item(),
+            "loss": loss_value.item(),
             "prob": probability.mean().item(),
             "hp_metric": probability.mean().item(),
             "summary/prob_min": probability.min().item(),
-            "summary/top1_fraction": (per_image[:, 3] == 1).double().mean().item(),
+            "summary/top1_fraction": (per_image_host[:, 3] == 1).double().mean().item(),
         }
         classes, tags = pl_module.classes, pl_module.tags
         if len(classes) <= MAX_CLASS_TAGS:
-            per_class = per_image.view(len(classes), pl_module.samples_per_class, len(COLUMNS)).mean(1)
+            per_class = per_image_host.view(len(classes), pl_module.samples_per_class, len(COLUMNS)).mean(1)
             for column, values in zip(COLUMNS[:3], per_class.T.tolist()):
                 metrics.update({f"{column}/{tag}": value for tag, value in zip(tags, values)})
-        metrics.update({f"image/{key}": value.item() for key, value in image_statistics(trainer, pl_module).items()})
+        metrics.update({f"image/{key}": value for key, value in zip(statistics, image_values.tolist())})
+        self.latest = {key: metrics[key] for key in PROGRESS_BAR}
         step = trainer.global_step
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_histogram("histograms/prob", probability.cpu(), step)
-                logger.experiment.add_histogram("histograms/rank", per_image[:, 2].cpu(), step)
-        return metrics, per_image
+            if isinstance(logger, TensorBoardLogger) and len(probability) > 1:  # one image: a histogram of one value
+                logger.experiment.add_histogram("histograms/prob", probability.float(), step)
+                logger.experiment.add_histogram("histograms/rank", per_image_host[:, 2].float(), step)
+        return per_image_host
 
 
 def write_scores(path: Path, pl_module: LightningModule, per_image: Tensor) -> None:
