@@ -117,9 +117,7 @@ class ScoreLogger(Callback):
         if trainer.is_global_zero:
             write_scores(run_directory(trainer) / SCORES_FILE, pl_module, per_image)
 
-    def log_scores(
-        self, trainer: Trainer, pl_module: LightningModule, scores: StepScores
-    ) -> Tensor:
+    def log_scores(self, trainer: Trainer, pl_module: LightningModule, scores: StepScores) -> Tensor:
         """Sum ``scores`` over processes, write them at ``global_step`` and return every image's
         ``COLUMNS`` (``[images, 4]``, float64, on the host)."""
         names, views = pl_module.image_names, pl_module.views
