@@ -16,6 +16,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import TQDMProgressBar
 from typing_extensions import override
 
+from maxclass_lightning.errors import is_number, require
 from maxclass_lightning.metrics import ScoreLogger
 
 #: Least time between two redraws of the training bar, seconds.
@@ -32,13 +33,15 @@ class ProgressBar(TQDMProgressBar):
 
     def __init__(self, *args, redraw_seconds: float = REDRAW_SECONDS, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        require(is_number(redraw_seconds, 0), "ProgressBar.redraw_seconds", redraw_seconds, "seconds, e.g. 0.25")
         self.redraw_seconds = redraw_seconds
         self.drawn_at = float("-inf")
 
     @override
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
         now = time.monotonic()
-        last = self.train_progress_bar is not None and batch_idx + 1 >= self.train_progress_bar.total
+        total = self.train_progress_bar.total if self.train_progress_bar is not None else None
+        last = 0 <= trainer.max_steps <= trainer.global_step or (total is not None and batch_idx + 1 >= total)
         if now - self.drawn_at < self.redraw_seconds and not last:
             return
         self.drawn_at = now

@@ -76,6 +76,10 @@ def fails_cleanly(capsys, save_dir, *args: str, config: str | None = None) -> st
         (["--data={}"], "data is lightning.LightningDataModule; give null (the module makes its own work items"),
         (["--model.lr_scheduler={}"], "model.lr_scheduler names no class; give a learning-rate scheduler class"),
         (
+            ["--trainer.callbacks+=maxclass_lightning.progress.ProgressBar", "--trainer.callbacks.redraw_seconds=-1"],
+            "ProgressBar.redraw_seconds is -1",
+        ),
+        (
             [
                 "--model.image=maxclass_lightning.images.PhaseImage",
                 "--model.image.decorrelate=false",
