@@ -143,7 +143,7 @@ def test_configuration_has_a_row_for_every_model_option(capsys):
 
 def test_configuration_has_a_row_for_every_option_of_the_shipped_classes():
     """Each option of the image, view, display and callback classes the app ships."""
-    from maxclass_lightning import callbacks, checkpoints, display, images, metrics, transforms
+    from maxclass_lightning import callbacks, checkpoints, display, images, metrics, progress, transforms
 
     positional = {"self", "classes", "size", "seed"}
     rows = "\n".join(table_rows(CONFIGURATION))
@@ -157,6 +157,7 @@ def test_configuration_has_a_row_for_every_option_of_the_shipped_classes():
         callbacks.DivergenceGuard,
         callbacks.GalleryExport,
         metrics.ScoreLogger,
+        progress.ProgressBar,
         checkpoints.PeriodicCheckpoint,
         checkpoints.InterruptCheckpoint,
     ]
