@@ -103,9 +103,9 @@ class ScoreLogger(Callback):
         scores, pl_module.step_scores = pl_module.step_scores, None
         if scores is not None:
             self.log_scores(trainer, pl_module, scores)
-            if not getattr(
-                trainer.progress_bar_callback, "shows_latest_scores", False
-            ):  # another bar: through Lightning
+            from maxclass_lightning.progress import ProgressBar  # here: progress imports this module
+
+            if not isinstance(trainer.progress_bar_callback, ProgressBar):  # the user's own bar: through Lightning
                 progress = {key: torch.tensor(self.latest[key]) for key in PROGRESS_BAR}  # CPU: no sync
                 pl_module.log_dict(progress, prog_bar=True, logger=False, batch_size=1)
 

@@ -28,9 +28,6 @@ class ProgressBar(TQDMProgressBar):
     at the last step), and otherwise as Lightning's (``refresh_rate`` still applies), with the
     latest logged scores."""
 
-    #: Tells ``ScoreLogger`` that this bar reads its scores itself.
-    shows_latest_scores = True
-
     def __init__(self, *args, redraw_seconds: float = REDRAW_SECONDS, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         require(is_number(redraw_seconds, 0), "ProgressBar.redraw_seconds", redraw_seconds, "seconds, e.g. 0.25")

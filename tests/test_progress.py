@@ -56,3 +56,14 @@ def test_no_bar_when_the_user_turns_it_off(tmp_path):
     trainer = fit(tmp_path, "--trainer.enable_progress_bar=false")
     assert trainer.progress_bar_callback is None
     assert not any(isinstance(callback, TQDMProgressBar) for callback in trainer.callbacks)
+
+
+class UsersBar(TQDMProgressBar):
+    """A bar of the user's own, not the app's."""
+
+
+def test_a_users_own_bar_is_kept_and_gets_the_scores_through_lightning(tmp_path):
+    bar_option = "--trainer.callbacks+=tests.test_progress.UsersBar"
+    trainer = fit(tmp_path, "--trainer.enable_progress_bar=true", bar_option)
+    assert type(trainer.progress_bar_callback) is UsersBar
+    assert 0 < trainer.progress_bar_metrics["prob"] < 1
