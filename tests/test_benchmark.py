@@ -66,9 +66,10 @@ def _images(in_process_fit, *extra):
 
 
 def test_channels_last_gives_the_same_images(in_process_fit):
-    default = _images(in_process_fit)
-    cli = in_process_fit(*SPEED_ARGS, FLOAT64, "--model.channels_last=true")
-    first_conv = cli.model.classifier.features[0].weight
+    args = [f"--model.classifier={TINY_NETWORK}"]  # convolutions are what the layout changes
+    default = _images(in_process_fit, *args)
+    cli = in_process_fit(*SPEED_ARGS, FLOAT64, *args, "--model.channels_last=true")
+    first_conv = cli.model.classifier[0].weight
     assert first_conv.is_contiguous(memory_format=torch.channels_last) and not first_conv.is_contiguous()
     assert cli.model.image.pixels.dtype == torch.float64
     torch.testing.assert_close(cli.model.image.pixels.detach(), default, **SAME)
@@ -102,7 +103,7 @@ def test_bf16_mixed_precision_gives_nearly_the_same_images_and_keeps_fp32_parame
 
 
 def test_compiled_classifier_gives_the_same_images(in_process_fit):
-    args = ["--model.classifier=tests.networks:tiny_imagenet_classifier"]
+    args = [f"--model.classifier={TINY_NETWORK}"]
     default = _images(in_process_fit, *args)
     cli = in_process_fit(*SPEED_ARGS, FLOAT64, *args, "--model.compile=true")
     assert cli.model.classifier._compiled_call_impl is not None

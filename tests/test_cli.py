@@ -10,10 +10,15 @@ from maxclass_lightning.images import PixelImage
 from tests.conftest import run_dir, run_module, tiny_args
 
 
-def test_fit_writes_pngs_checkpoint_config_and_raises_the_class_score(tmp_path):
+def test_fit_writes_pngs_checkpoint_config_raises_the_class_score_and_prints_no_warnings(tmp_path):
     result = run_module(tiny_args(tmp_path, "--model.classes=[259,goldfish]", "--trainer.max_steps=5"))
     assert result.returncode == 0, result.stderr
     run = run_dir(tmp_path)
+
+    # No warning noise in a run's output (the run's folder, named after this test, says "warnings").
+    output = (result.stdout + result.stderr).replace(str(tmp_path), "<run>")
+    assert "Warning" not in output and "warn" not in output.lower(), output
+    assert "Tip" not in output
 
     # One PNG per class through the seed's display pipeline (2x upsample of 32 px), plus the grid.
     for name in ["259_pomeranian.png", "1_goldfish.png"]:
@@ -32,14 +37,6 @@ def test_fit_writes_pngs_checkpoint_config_and_raises_the_class_score(tmp_path):
         before = model.scores(initial).gather(1, model.class_indices[:, None])
         after = model.scores(model.render()).gather(1, model.class_indices[:, None])
     assert (after > before).all(), (before, after)
-
-
-def test_no_warning_noise_in_a_run(tmp_path):
-    result = run_module(tiny_args(tmp_path, "--trainer.max_steps=2"))
-    assert result.returncode == 0, result.stderr
-    output = (result.stdout + result.stderr).replace(str(tmp_path), "<run>")  # the test's name says "warning"
-    assert "Warning" not in output and "warn" not in output.lower(), output
-    assert "Tip" not in output
 
 
 def test_bad_class_name_is_one_line_exit_2_no_traceback(tmp_path):
