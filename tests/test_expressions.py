@@ -67,8 +67,8 @@ def outputs_of(network, images, names):
     return logits, captured
 
 
-def fit_objectives(tmp_path, classifier, objectives):
-    args = [f"--model.classifier={classifier}", "--model.classes=null", "--trainer.precision=64-true"]
+def fit_objectives(tmp_path, classifier, objectives, *extra):
+    args = [f"--model.classifier={classifier}", "--model.classes=null", "--trainer.precision=64-true", *extra]
     return fit_in_process(tiny_args(tmp_path, *args, "--trainer.max_steps=3", f"--model.objectives={objectives}"))
 
 
@@ -137,15 +137,23 @@ def test_objectives_and_classes_together_or_a_wrong_module_are_one_line(tmp_path
     assert "'9' is not a module of the classifier" in wrong
 
 
-def test_objectives_are_owned_across_two_processes_as_in_one(tmp_path):
+def test_objectives_and_their_samples_are_owned_across_two_processes_as_in_one(tmp_path):
+    """Two samples of each objective, tied by the diversity term: process 0 owns the first two
+    objectives' samples, process 1 the third's, and the images are one process's."""
     objectives = '--model.objectives=["2:1", "2:2", "logit:7"]'
-    one = fit_objectives(tmp_path / "one", "tests.networks:tiny_imagenet_classifier", objectives.split("=", 1)[1])
-    args = ["--model.classes=null", objectives, "--trainer.devices=2", "--trainer.strategy=owned_classes"]
+    samples = ["--model.samples_per_class=2", "--model.diversity_weight=1.0", "--model.diversity_layer=2"]
+    one = fit_objectives(
+        tmp_path / "one", "tests.networks:tiny_imagenet_classifier", objectives.split("=", 1)[1], *samples
+    )
+    args = ["--model.classes=null", objectives, *samples, "--trainer.devices=2", "--trainer.strategy=owned_classes"]
     result = run_module(tiny_args(tmp_path / "two", *args, "--trainer.precision=64-true", "--trainer.max_steps=3"))
     assert result.returncode == 0, result.stderr
     run = run_dir(tmp_path / "two")
-    assert sorted(p.name for p in (run / "images").glob("[0-9]_*.png")) == ["0_2_1.png", "1_2_2.png", "2_logit_7.png"]
+    assert sorted(p.name for p in (run / "images").glob("[0-9]_*.png")) == [
+        f"{name}_{sample}.png" for name in ("0_2_1", "1_2_2", "2_logit_7") for sample in (0, 1)
+    ]
     saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]["image.pixels"]
+    assert saved.shape == (6, 3, 32, 32)
     torch.testing.assert_close(saved, one.model.image.pixels.detach().cpu(), rtol=0, atol=1e-9)
 
 

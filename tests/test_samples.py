@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from maxclass_lightning.errors import ConfigError
 from maxclass_lightning.images import FourierImage, PhaseImage, PixelImage
 from maxclass_lightning.objectives import diversity
-from tests.conftest import ROOT, fit_in_process, run_dir, run_module, tiny_args
+from tests.conftest import ROOT, fit_in_process, run_dir, tiny_args
 from tests.diversity import measure
 
 
@@ -54,35 +54,6 @@ def test_diversity_layer_must_exist():
             diversity_weight=1.0,
             diversity_layer="features.99",
         )
-
-
-def test_one_png_per_class_and_sample_across_processes(tmp_path):
-    result = run_module(
-        tiny_args(
-            tmp_path,
-            "--model.classes=[1,259,948]",
-            "--model.samples_per_class=2",
-            "--model.diversity_weight=1.0",
-            "--model.diversity_layer=2",  # the tiny network's second convolution
-            "--trainer.max_steps=2",
-            "--trainer.devices=2",
-            "--trainer.strategy=owned_classes",
-        )
-    )
-    assert result.returncode == 0, result.stderr
-    run = run_dir(tmp_path)
-    assert sorted(p.name for p in (run / "images").iterdir()) == [
-        "1_goldfish_0.png",
-        "1_goldfish_1.png",
-        "259_pomeranian_0.png",
-        "259_pomeranian_1.png",
-        "948_granny_smith_0.png",
-        "948_granny_smith_1.png",
-        "contact_sheet.png",
-        "grid.png",
-    ]
-    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
-    assert checkpoint["state_dict"]["image.pixels"].shape == (6, 3, 32, 32)
 
 
 def test_big_runs_get_histograms_and_summaries_not_per_class_tags(tmp_path):
