@@ -17,6 +17,9 @@ from tests.conftest import ROOT, fit_in_process, run_dir, run_module, tiny_args
 from tests.test_errors import fails_cleanly
 from tests.test_resilience import interrupt_after_a_few_steps
 
+#: One xdist worker runs this file (`--dist loadgroup`), so that its module-scoped fixtures run once.
+pytestmark = pytest.mark.xdist_group("distributed")
+
 CLASSES = [1, 259, 948]
 # Two random views per image per step, so augmentations are keyed too; in float64, so that the
 # comparison is exact up to float64 rounding (Adam at lr 5 amplifies float32 rounding of

@@ -14,6 +14,9 @@ from maxclass_lightning.images import PixelImage
 from tests.conftest import fit_in_process, run_dir, run_module, tiny_args
 from tests.test_errors import fails_cleanly
 
+#: One xdist worker runs this file (`--dist loadgroup`), so that its module-scoped fixtures run once.
+pytestmark = pytest.mark.xdist_group("expressions")
+
 NAMES = classifiers.IMAGENET_CATEGORIES
 TINY_CHANNELS = {"": None, "0": 8, "2": 16, "6": 1000}
 

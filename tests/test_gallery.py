@@ -20,6 +20,9 @@ from maxclass_lightning.classifiers import IMAGENET_CATEGORIES
 from maxclass_lightning.errors import ConfigError
 from tests.conftest import ROOT, fit_in_process, run_dir, run_module, tiny_args
 
+#: One xdist worker runs this file (`--dist loadgroup`), so that its module-scoped fixtures run once.
+pytestmark = pytest.mark.xdist_group("gallery")
+
 #: Where Debian (``apt-get install chromium``) and other systems put Chromium.
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 

@@ -25,6 +25,9 @@ from maxclass_lightning.evaluate import picture_paths
 from maxclass_lightning.measures import PHOTOGRAPHS, colourfulness, read_picture, rms_contrast
 from tests.conftest import ROOT, TINY, fit_in_process
 
+#: One xdist worker runs this file (`--dist loadgroup`), so that its module-scoped fixtures run once.
+pytestmark = pytest.mark.xdist_group("quality")
+
 CLASSES = [1]  # goldfish
 
 #: (optimized network, its input side, judge, its input side): the recipe runs on one network

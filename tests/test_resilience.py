@@ -8,10 +8,11 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import ROOT, fit_in_process, run_module, tiny_args
+from tests.conftest import ROOT, fit_in_process, tiny_args
 
 STEPS = 30
 
@@ -20,23 +21,27 @@ def final_image(run) -> torch.Tensor:
     return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]["image.pixels"]
 
 
-def test_divergence_stops_with_a_message_and_exports_the_last_finite_images(tmp_path):
-    result = run_module(
-        tiny_args(
-            tmp_path,
-            "--trainer.max_steps=8",
-            "--model.optimizer=torch.optim.SGD",
-            "--model.optimizer.lr=1e38",
-            "--model.optimizer.weight_decay=0.1",  # decay at this lr overflows float32 within a few steps
-            # The seed's sharpness step clamps to [0, 1], which turns an image of +-1e37 values
-            # black; without it the min-max stretch shows the last finite image as it is.
-            "--model.display.sharpness=null",
-            "--trainer.log_every_n_steps=1",  # the default DivergenceGuard checks at every logging step
+def test_divergence_stops_with_a_message_and_exports_the_last_finite_images(capsys, tmp_path):
+    """In this process: the exit code and the one line are ``main``'s, as under ``python -m``
+    (the command line's own error path is ``test_cli``'s)."""
+    with pytest.raises(SystemExit) as exit:
+        fit_in_process(
+            tiny_args(
+                tmp_path,
+                "--trainer.max_steps=8",
+                "--model.optimizer=torch.optim.SGD",
+                "--model.optimizer.lr=1e38",
+                "--model.optimizer.weight_decay=0.1",  # decay at this lr overflows float32 within a few steps
+                # The seed's sharpness step clamps to [0, 1], which turns an image of +-1e37 values
+                # black; without it the min-max stretch shows the last finite image as it is.
+                "--model.display.sharpness=null",
+                "--trainer.log_every_n_steps=1",  # the default DivergenceGuard checks at every logging step
+            )
         )
-    )
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    message = result.stderr.strip().splitlines()[-1]
+    assert exit.value.code == 1
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    message = stderr.strip().splitlines()[-1]
     assert message.startswith("error: the ") and "stopped being finite" in message
     assert "Lower model.optimizer.init_args.lr" in message
     (picture,) = (tmp_path / "maxclass").glob("version_0/images/259_pomeranian.png")
@@ -111,25 +116,23 @@ def test_sigterm_stops_between_steps_with_a_checkpoint(tmp_path):
 
 
 def test_same_config_and_seed_give_bitwise_identical_pngs(tmp_path):
+    """A process of its own, and this process after every earlier test of its worker (as a
+    notebook's second run would be): nothing a run leaves behind changes the next one."""
     args = [
         "--model.classes=[259,1]",
         "--model.views=2",
         "--model.transforms=maxclass_lightning.transforms.RandomViews",
     ]
-    # Two processes of their own, at the same time (each mostly starts up on one core).
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "maxclass_lightning", *tiny_args(tmp_path / name, *args)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name in ("first", "second")
-    ]
-    for process in processes:
-        _, stderr = process.communicate(timeout=300)
-        assert process.returncode == 0, stderr
+    process = subprocess.Popen(
+        [sys.executable, "-m", "maxclass_lightning", *tiny_args(tmp_path / "first", *args)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    fit_in_process(tiny_args(tmp_path / "second", *args))  # while the other process starts up
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
     for png in ["259_pomeranian.png", "1_goldfish.png", "grid.png"]:
         first = (tmp_path / "first" / "maxclass" / "version_0" / "images" / png).read_bytes()
         second = (tmp_path / "second" / "maxclass" / "version_0" / "images" / png).read_bytes()

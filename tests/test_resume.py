@@ -13,6 +13,9 @@ from maxclass_lightning.resume import MAY_CHANGE
 from tests.conftest import run_dir, tiny_args
 from tests.test_errors import fails_cleanly
 
+#: One xdist worker runs this file (`--dist loadgroup`), so that its module-scoped fixtures run once.
+pytestmark = pytest.mark.xdist_group("resume")
+
 #: The run the checkpoint comes from: two classes, two random views, a learning rate halved every
 #: 2 steps (so a schedule restarted on resume gives other images), in float64 so that resuming can
 #: be compared with an uninterrupted run exactly.

@@ -18,6 +18,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from tests.conftest import fit_in_process, run_dir, tiny_args
 
+#: One xdist worker runs this file (`--dist loadgroup`), so that its module-scoped fixtures run once.
+pytestmark = pytest.mark.xdist_group("tensorboard")
+
 STEPS = 8
 LOG_EVERY = 3
 SNAPSHOT_EVERY = 2
