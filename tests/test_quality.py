@@ -7,7 +7,7 @@ class is the one both judges read best at this budget (below), so that the thres
 margin with a single picture.
 Both runs are seeded (``seed_everything`` in the recipe); the thresholds sit well under what was
 measured (in each test's docstring), so that other CPUs and thread counts, whose float rounding
-differs, pass, and a broken recipe does not. The full measurement is in the README. The
+differs, pass, and a broken recipe does not. The full measurement is in docs/results.md. The
 figures quoted are of the recipe as shipped (amplitude decay 1.75, ``exact_view_steps``: here
 the last 4 of 32 steps; ``average_steps``: the picture is the average of the last 8), earlier
 recipes' in parentheses.
