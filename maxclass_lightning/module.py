@@ -16,6 +16,7 @@ from maxclass_lightning import checkpoints, classifiers, data, preflight, steps
 from maxclass_lightning.callbacks import default_callbacks
 from maxclass_lightning.display import Display
 from maxclass_lightning.errors import about
+from maxclass_lightning.gradients import SkipGradient
 from maxclass_lightning.images import ImageCallable, PixelImage, load_picture
 from maxclass_lightning.metrics import StepScores, item_scores
 from maxclass_lightning.objectives import ClassObjective
@@ -47,6 +48,8 @@ class ClassVisualizer(OwnedImages, LightningModule):
             (Python) an ``nn.Module``, or a list of these: an ensemble, each network at its own input side.
         weights: ``DEFAULT`` (pretrained), a torchvision weights name, a state dict path, or null (random).
         normalize: apply the classifier's own mean/std before it; false feeds the raw image (the seed).
+        skip_gradient: scale of the gradient through the classifier's residual branches (SGM): below 1,
+            more comes through the skip connections, and other networks read the pictures better; 1: off.
         image: the parameterization (default: ``PixelImage``, the seed's raw pixels).
         optimizer: optimizer over the image parameters (default: AdamW, lr 5.0, weight decay 0.1).
         lr_scheduler: learning-rate schedule, stepped once per optimizer step; null: constant.
@@ -75,6 +78,7 @@ class ClassVisualizer(OwnedImages, LightningModule):
         classifier: str | nn.Module | list[str | nn.Module] = "vgg16",
         weights: str | None = classifiers.PRETRAINED,
         normalize: bool = True,
+        skip_gradient: float = 1.0,
         image: ImageCallable | None = None,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -105,6 +109,7 @@ class ClassVisualizer(OwnedImages, LightningModule):
         with about("model.classifier / model.weights"):
             described = classifiers.load(classifier, weights, seed, normalize)
         self.classifier, self.class_names = described.network, described.class_names
+        self.skip_gradient = SkipGradient(self.classifier, skip_gradient, described.name)
         self.image_size = image_size or described.input_size
         self.targets = t = targets(described, self.image_size, classes, objectives)
         self.classes, self.references, self.tags, self.labels = t.classes, t.references, t.tags, t.labels
@@ -167,7 +172,11 @@ class ClassVisualizer(OwnedImages, LightningModule):
     def read(self, views: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
         """The classifier's logits of ``views`` of these image rows (at least float32), each
         view's target (its class's logit, or its objective's value) and the diversity layer's output."""
-        with self.objective.capture() as features, self.targets.values.capture() as captured:
+        with (
+            self.objective.capture() as features,
+            self.targets.values.capture() as captured,
+            self.skip_gradient.active(),
+        ):
             logits = self.scores(views)
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
         return logits, self.targets.values.values(logits, captured, self.row_positions[rows]), features

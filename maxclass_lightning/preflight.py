@@ -159,6 +159,12 @@ def check_options(options: dict) -> None:
             f"a number of final steps or a fraction of the run in [0, 1], e.g. {example} (0: none)",
         )
     require(
+        is_number(options["skip_gradient"], 0, 1, above=True),
+        "model.skip_gradient",
+        options["skip_gradient"],
+        "a scale in (0, 1] such as 0.5 (1: off)",
+    )
+    require(
         is_number(options["average_decay"], 0) and options["average_decay"] < 1,
         "model.average_decay",
         options["average_decay"],

@@ -99,6 +99,7 @@ BAD: dict[str, tuple[str | None, str | None]] = {
     "model.classifier": ("[1]", "vgg61"),
     "model.weights": ("[1]", "NOT_A_WEIGHTS_NAME"),
     "model.normalize": ("maybe", None),
+    "model.skip_gradient": ("abc", "0"),
     "model.image": ("5", NOT_A_CLASS),
     "model.optimizer": ("5", NOT_A_CLASS),
     "model.lr_scheduler": ("5", NOT_A_CLASS),
