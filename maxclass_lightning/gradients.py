@@ -16,10 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchvision.models import convnext, efficientnet, mobilenetv2, mobilenetv3, regnet, resnet
-
-from maxclass_lightning.errors import ConfigError
 
 #: The networks whose residual blocks are known, for the message when a network has none.
 KNOWN = "ResNet, MobileNetV2/V3, EfficientNet, ConvNeXt, RegNet (torchvision, timm) and EfficientNet-Lite"
@@ -78,7 +77,8 @@ class SkipGradient:
     """Scales the gradient of ``network``'s residual branches by ``scale`` inside ``active()``.
 
     Outside it the network is untouched: its forward hooks pass outputs through, so a network
-    given from Python computes its usual gradients elsewhere.
+    given from Python computes its usual gradients elsewhere. A network with no residual block
+    (VGG16) has nothing to scale: the run says so in one line, and goes on.
     """
 
     def __init__(self, network: nn.Module, scale: float, name: str) -> None:
@@ -86,10 +86,10 @@ class SkipGradient:
         if scale == 1:
             return
         branches = residual_branches(network)
-        if not branches:
-            raise ConfigError(
-                f"model.skip_gradient is {scale}, but classifier {name} has no residual block of {KNOWN}; "
-                "set model.skip_gradient: 1.0 (off)"
+        if not branches:  # a recipe's value on a network without skip connections: nothing to scale
+            rank_zero_info(
+                f"model.skip_gradient {scale} changes nothing here: classifier {name} has no residual block of "
+                f"{KNOWN}; set model.skip_gradient: 1.0 to silence this"
             )
         for branch in branches:
             branch.register_forward_hook(self._scale)

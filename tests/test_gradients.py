@@ -22,7 +22,6 @@ from maxclass_lightning.gradients import SkipGradient, branch_end, residual_bran
 from maxclass_lightning.module import ClassVisualizer
 from tests.conftest import fit_in_process, run_dir, tiny_args
 from tests.test_distributed import final_images
-from tests.test_errors import fails_cleanly
 
 #: Networks of torchvision's EfficientNetV2 (FusedMBConv) and ConvNeXt blocks, small: the
 #: published ones take seconds to initialize on two cores.
@@ -147,10 +146,15 @@ def test_fit_moves_the_image_along_the_scaled_gradient_with_the_same_first_score
     assert not torch.allclose(images[1.0], images[0.5])
 
 
-def test_a_network_without_residual_blocks_is_one_line(capsys, tmp_path):
-    message = fails_cleanly(capsys, tmp_path, "--model.skip_gradient=0.5")
-    assert "model.skip_gradient is 0.5" in message and "no residual block" in message
-    assert "model.skip_gradient: 1.0 (off)" in message
+def test_a_network_without_residual_blocks_runs_as_without_and_says_so_in_one_line(caplog, tmp_path):
+    """A recipe's value on VGG16 or the tiny network: nothing to scale, the same images, one notice."""
+    for scale in (1.0, 0.5):
+        fit_in_process(tiny_args(tmp_path / str(scale), "--model.classes=[1]", f"--model.skip_gradient={scale}"))
+    notices = [record.getMessage() for record in caplog.records if "skip_gradient" in record.getMessage()]
+    assert len(notices) == 1 and "model.skip_gradient 0.5 changes nothing here" in notices[0], notices
+    assert "set model.skip_gradient: 1.0" in notices[0]
+    plain, scaled = (final_images(run_dir(tmp_path / str(scale)))[1] for scale in (1.0, 0.5))
+    assert torch.equal(plain, scaled)
 
 
 def test_out_of_range_is_refused():
