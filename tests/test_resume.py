@@ -52,6 +52,7 @@ CONTRADICTIONS = {
     "classifier": ("--model.classifier=vgg11", "model.classifier is vgg11"),
     "weights": ("--model.weights=DEFAULT", "model.weights is DEFAULT"),
     "normalize": ("--model.normalize=true", "model.normalize is True"),
+    "skip_gradient": ("--model.skip_gradient=0.5", "model.skip_gradient is 0.5"),
     "image": (
         "--model.image=maxclass_lightning.images.FourierImage",
         "model.image is maxclass_lightning.images.Fourier",
