@@ -1,7 +1,7 @@
 """The skip gradient method (SGM; Wu et al., "Skip connections matter", ICLR 2020): in each residual
 block of the classifier, the gradient through the residual branch is scaled by ``skip_gradient``
 < 1, so that more of the image's gradient comes through the skip connections, from the features
-of lower layers, which the paper finds transfer between networks better than the deepest ones.
+of lower layers (the paper's explanation of why such images fool other networks better).
 The scores are unchanged, only the direction the image moves in: a picture made this way is read
 better by networks never used to make it (docs/results.md: Lite1's pictures, judged by Lite0 at
 256 passes, 0.784 -> 0.912).

@@ -9,8 +9,8 @@ Both runs are seeded (``seed_everything`` in the recipe); the thresholds sit wel
 measured (in each test's docstring), so that other CPUs and thread counts, whose float rounding
 differs, pass, and a broken recipe does not. The full measurement is in docs/results.md. The
 figures quoted are of the recipe as shipped (amplitude decay 1.75, ``skip_gradient`` 0.5,
-``exact_view_steps``: here the last 4 of 32 steps; ``average_steps``: the picture is the average of the last 8), earlier
-recipes' in parentheses.
+``exact_view_steps``: here the last 4 of 32 steps; ``average_steps``: the picture is the average
+of the last 8), earlier recipes' in parentheses.
 """
 
 from __future__ import annotations
