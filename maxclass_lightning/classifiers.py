@@ -249,7 +249,9 @@ def _index_of_name(name: str, names: Sequence[str], by_lower: dict[str, list[int
     raise ConfigError(f"unknown class name {name!r}; {hint}give a class index (0-{len(names) - 1}) or name")
 
 
-def _load_state_dict(network: nn.Module, path: Path, classifier: str) -> None:
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a local state dict, read before the network is built: a missing or unreadable
+    file fails at once, not after seconds of drawing random weights (VGG16's 138M)."""
     if not path.is_file():
         raise ConfigError(
             f"weights file {str(path)!r} does not exist; pass an existing .pth state dict, "
@@ -268,6 +270,10 @@ def _load_state_dict(network: nn.Module, path: Path, classifier: str) -> None:
         raise ConfigError(
             f"weights file {str(path)!r} holds no state dict; save one with torch.save(model.state_dict(), path)"
         )
+    return state
+
+
+def _load_state_dict(network: nn.Module, state: dict[str, torch.Tensor], path: Path, classifier: str) -> None:
     try:
         network.load_state_dict(state)
     except RuntimeError as error:
@@ -294,6 +300,7 @@ def build_classifier(classifier: str | nn.Module, weights: str | None = PRETRAIN
     """
     path = Path(weights).expanduser() if weights is not None and looks_like_path(weights) else None
     pretrained = weights is not None and path is None
+    state = _read_state_dict(path) if path is not None else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if isinstance(classifier, nn.Module) or is_import_path(classifier) or classifier in LITE_NETWORKS:
@@ -317,8 +324,8 @@ def build_classifier(classifier: str | nn.Module, weights: str | None = PRETRAIN
         else:
             enum = _torchvision_weights_enum(classifier)  # an unknown name fails here, with suggestions
             network = _download(classifier, _weights_member(enum, classifier, weights) if pretrained else None)
-        if path is not None:
-            _load_state_dict(network, path, describe(classifier))
+        if state is not None:
+            _load_state_dict(network, state, path, describe(classifier))
     return freeze(network)
 
 

@@ -45,3 +45,8 @@ def tiny_classifier_with_own_statistics() -> nn.Module:
     network = tiny_imagenet_classifier()
     network.pretrained_cfg = {"input_size": (3, 32, 32), "mean": OWN_MEAN, "std": OWN_STD}
     return network
+
+
+def never_built() -> nn.Module:
+    """A classifier whose construction fails the test: for checks that must fail before it."""
+    raise AssertionError("the classifier was built")

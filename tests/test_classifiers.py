@@ -82,13 +82,12 @@ def test_weights_for_another_architecture_fail_clearly(tmp_path):
         classifiers.build_classifier("vgg16", str(path))
 
 
-def test_missing_or_unreadable_weights_file_fails_clearly(tmp_path):
-    with pytest.raises(ConfigError, match="does not exist"):
-        classifiers.build_classifier("vgg16", str(tmp_path / "nowhere.pth"))
+def test_missing_or_unreadable_weights_file_fails_clearly_before_the_network_is_built(tmp_path):
     junk = tmp_path / "junk.pth"
     junk.write_text("not a checkpoint")
-    with pytest.raises(ConfigError, match="cannot be read as a state dict"):
-        classifiers.build_classifier("vgg16", str(junk))
+    for path, message in [(tmp_path / "nowhere.pth", "does not exist"), (junk, "cannot be read as a state dict")]:
+        with pytest.raises(ConfigError, match=message):
+            classifiers.build_classifier("tests.networks:never_built", str(path))
 
 
 def test_unknown_classifier_and_weights_names_fail_clearly():

@@ -73,8 +73,14 @@ def test_class_image_independent_of_batch_and_batch_size(single_process, tmp_pat
         torch.testing.assert_close(image, single_process[index], **EXACT)
 
 
-def test_two_processes_own_their_classes_and_match_one_process(single_process, tmp_path):
-    work_log, comm_log = tmp_path / "work", tmp_path / "comm"
+@pytest.fixture(scope="module")
+def resumed_on_two_processes(tmp_path_factory):
+    """A one-process checkpoint of step 3 resumed on two owning processes to step 5, chunked
+    (batch size 1), with each process's work and collectives recorded: one launch serves the
+    ownership and the resume tests (each launch pays two interpreters' imports)."""
+    tmp_path = tmp_path_factory.mktemp("resumed")
+    fit_in_process(tiny_args(tmp_path / "first", f"--model.classes={CLASSES}", *COMMON, "--trainer.max_steps=3"))
+    checkpoint = run_dir(tmp_path / "first") / "checkpoints" / "last.ckpt"
     result = run_module(
         tiny_args(
             tmp_path / "owned",
@@ -83,27 +89,36 @@ def test_two_processes_own_their_classes_and_match_one_process(single_process, t
             *owned(2),
             "--model.batch_size=1",  # chunked steps too
             "--trainer.callbacks+=tests.work_log.RecordWork",
-            f"--trainer.callbacks.folder={work_log}",
+            f"--trainer.callbacks.folder={tmp_path / 'work'}",
             "--trainer.callbacks+=tests.ownership_probes.Collectives",
-            f"--trainer.callbacks.folder={comm_log}",
+            f"--trainer.callbacks.folder={tmp_path / 'comm'}",
+            f"--ckpt_path={checkpoint}",
         )
     )
     assert result.returncode == 0, result.stderr
+    return tmp_path, checkpoint
+
+
+def test_two_processes_own_their_classes_and_match_one_process(single_process, resumed_on_two_processes):
+    folder, _ = resumed_on_two_processes
 
     # The same images as one process computed, gathered into one checkpoint.
-    run = run_dir(tmp_path / "owned")
+    run = run_dir(folder / "owned")
     for index, image in final_images(run).items():
         torch.testing.assert_close(image, single_process[index], **EXACT)
 
     # Process 0 holds classes 1 and 259, process 1 Granny Smith: each computes all views of its
     # own images (rows local to the process) at every step, and nothing else.
-    work = records(work_log, (0, 1))
+    work = records(folder / "work", (0, 1))
+    assert sorted({record["step"] for record in work}) == [3, 4]
     expected = {0: {(row, view) for row in range(2) for view in range(2)}, 1: {(0, 0), (0, 1)}}
     for record in work:
         assert {tuple(item) for item in record["items"]} == expected[record["rank"]]
 
     # No collective during a step, except the logging steps' scalars (every 2nd step): never an image.
-    for record in records(comm_log, (0, 1)):
+    steps = records(folder / "comm", (0, 1))
+    assert sorted(record["step"] % 2 for record in steps) == [0, 0, 1, 1]
+    for record in steps:
         moved = [elements for _, elements in record["collectives"]]
         if record["step"] % 2:
             assert moved == [], record
@@ -119,7 +134,7 @@ def test_two_processes_own_their_classes_and_match_one_process(single_process, t
         "contact_sheet.png",
         "grid.png",
     ]
-    assert len(list((tmp_path / "owned" / "maxclass").iterdir())) == 1
+    assert len(list((folder / "owned" / "maxclass").iterdir())) == 1
 
 
 def test_a_process_owning_no_class(single_process, tmp_path):
@@ -132,17 +147,13 @@ def test_a_process_owning_no_class(single_process, tmp_path):
     assert pngs == ["259_pomeranian.png", "contact_sheet.png", "grid.png"]
 
 
-def test_resume_on_the_same_or_another_number_of_processes(single_process, tmp_path):
-    """A one-process checkpoint resumes on one and on two processes (two to one: the Ctrl-C test)."""
-    fit_in_process(tiny_args(tmp_path / "first", f"--model.classes={CLASSES}", *COMMON, "--trainer.max_steps=3"))
-    checkpoint = run_dir(tmp_path / "first") / "checkpoints" / "last.ckpt"
-    two = run_module(
-        tiny_args(tmp_path / "two", f"--model.classes={CLASSES}", *COMMON, *owned(2), f"--ckpt_path={checkpoint}")
-    )
-    assert two.returncode == 0, two.stderr
+def test_resume_on_the_same_or_another_number_of_processes(single_process, resumed_on_two_processes, tmp_path):
+    """A one-process checkpoint resumes on two processes (the launch above) and on one (two to one:
+    the Ctrl-C test)."""
+    folder, checkpoint = resumed_on_two_processes
     fit_in_process(tiny_args(tmp_path / "one", f"--model.classes={CLASSES}", *COMMON, f"--ckpt_path={checkpoint}"))
-    for name in ("two", "one"):
-        for index, image in final_images(run_dir(tmp_path / name)).items():
+    for run in (folder / "owned", tmp_path / "one"):
+        for index, image in final_images(run_dir(run)).items():
             torch.testing.assert_close(image, single_process[index], **EXACT)
 
 
