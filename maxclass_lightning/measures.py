@@ -15,6 +15,9 @@ from PIL import Image
 #: (astronaut, chelsea, coffee, rocket, centre squares; ranges 0.12-0.30, 38-77 and -1.24 to
 #: -1.49), measured with the functions below: what the recipes' pictures are held to (docs/results.md).
 PHOTOGRAPHS = {"rms_contrast": 0.192, "colourfulness": 56.5, "spectral_slope": -1.37}
+#: The photographs' range of spectral slopes (softest, sharpest): a picture inside it is as sharp as
+#: a photograph.
+PHOTOGRAPH_SLOPES = (-1.49, -1.24)
 
 #: ITU-R BT.601 luma weights of R, G, B: the grey level PIL's ``convert("L")`` computes.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
