@@ -112,7 +112,8 @@ class SpectralImage(ClassImages):
     """Base of the Fourier-domain parameterizations: a spectrum per class, turned into an image by
     an orthonormal inverse FFT, a colour mix through ``IMAGENET_COLOR_SQRT_COVARIANCE`` (when
     ``decorrelate``) and a sigmoid, which keeps every pixel the classifier sees in [0, 1], so the
-    exported picture is exactly what was scored. Subclasses say what the spectrum is.
+    exported picture is what was scored (unless the display sharpens it). Subclasses say what the
+    spectrum is.
 
     ``saturation`` scales the two colour-opponent columns of the mix: 1 gives ImageNet's colour
     covariance, whose colour is weak next to its brightness (the opponent columns are 0.28 and

@@ -85,7 +85,7 @@ def test_bf16_mixed_precision_gives_nearly_the_same_images_and_keeps_fp32_parame
         "--model.optimizer=torch.optim.SGD",
         "--model.optimizer.lr=1.0",
         "--model.transforms=maxclass_lightning.transforms.RandomViews",
-        # The tiny network: bf16 matmuls are emulated on most CPUs (VGG16 took 16 s here).
+        # The tiny network: bf16 matmuls are emulated on most CPUs (VGG16 took 18.6 s here).
         f"--model.classifier={TINY_NETWORK}",
     ]
     default = in_process_fit(*SPEED_ARGS, *fourier).model
@@ -95,7 +95,7 @@ def test_bf16_mixed_precision_gives_nearly_the_same_images_and_keeps_fp32_parame
         initial = default.image_factory(default.class_indices.tolist(), default.image_size, default.seed)
         start = initial(torch.arange(len(default.owned_rows)))
     updates = torch.stack([(default.render() - start).flatten(), (bf16.render() - start).flatten()])
-    assert torch.corrcoef(updates)[0, 1] > 0.7
+    assert torch.corrcoef(updates)[0, 1] > 0.99  # measured: 0.99999
     # The option took effect: the classifier ran in bf16 under the trainer's autocast.
     dtypes = []
     bf16.classifier[0].register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))

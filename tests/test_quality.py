@@ -91,8 +91,8 @@ def test_optimized_network_reads_its_pictures(transfer):
 
 def test_judge_reads_the_pictures(transfer):
     """The judge was never optimized against. Measured at these 64 passes (2026-12-03, goldfish
-    alone): Lite1 judging Lite0's picture 0.75, Lite0 judging Lite1's 0.99; without the skip
-    gradient, 0.92 and 0.80 (one class at 64 passes: the 12-class runs are in docs/results.md,
+    alone): Lite1 judging Lite0's picture 0.76, Lite0 judging Lite1's 0.99 (unsharpened 0.75 and
+    0.99); without the skip gradient, 0.92 and 0.80 (one class at 64 passes: the 12-class runs are in docs/results.md,
     where the skip gradient lifts Lite1's pictures most). Earlier recipes, on
     goldfish and Granny Smith together: before the averaged export, 0.75 and 0.64; at amplitude
     decay 1.5 without the exact views, 0.23 and 0.73; with a colour shift of 0.1, 0.55 and 0.66;
@@ -105,7 +105,7 @@ def test_judge_reads_the_pictures(transfer):
 
 def test_pictures_are_as_contrasted_and_colourful_as_photographs(transfer):
     """The exported PNGs against scikit-image's colour photographs (``PHOTOGRAPHS``). Measured at
-    these 64 passes: Lite0's picture contrast 0.24, colourfulness 68; Lite1's 0.24 and 73
+    these 64 passes: Lite0's picture contrast 0.245, colourfulness 69; Lite1's 0.239 and 73
     (photographs: 0.19 and 57). The same runs at saturation 1 (ImageNet's colour balance)
     measured colourfulness 46 (Lite0) and 46 (Lite1): under the photographs' mean, so this test
     fails without the recipe's saturation."""
@@ -116,13 +116,15 @@ def test_pictures_are_as_contrasted_and_colourful_as_photographs(transfer):
 
 
 def test_pictures_are_as_sharp_as_photographs(transfer):
-    """The exported PNG's spectral slope lies in the photographs' range (``PHOTOGRAPH_SLOPES``).
-    Measured at these 64 passes: Lite0's picture -1.28, Lite1's -1.40; without the recipe's display
-    sharpening, -1.57 and -1.67 (softer than every photograph), so this test fails without it."""
+    """The exported PNG's spectral slope is no steeper than the softest photograph's
+    (``PHOTOGRAPH_SLOPES``). Measured at these 64 passes: Lite0's picture -1.28, Lite1's -1.40
+    (photographs: -1.24 to -1.49); without the recipe's display sharpening, -1.57 and -1.67, so this
+    test fails without it. The upper bound only rules out noise (Lucent's pictures measure -0.85):
+    a 64-pass picture on another CPU may come out a little flatter than the one measured here."""
     _, _, pictures = transfer
-    softest, sharpest = PHOTOGRAPH_SLOPES
+    softest, _ = PHOTOGRAPH_SLOPES
     for picture in pictures:
-        assert softest <= spectral_slope(picture) <= sharpest
+        assert softest <= spectral_slope(picture) <= -1.0
 
 
 def test_quality_recipe_phases_do_not_collapse(tmp_path):
