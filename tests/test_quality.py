@@ -92,8 +92,8 @@ def test_optimized_network_reads_its_pictures(transfer):
 def test_judge_reads_the_pictures(transfer):
     """The judge was never optimized against. Measured at these 64 passes (2026-12-03, goldfish
     alone): Lite1 judging Lite0's picture 0.76, Lite0 judging Lite1's 0.99 (unsharpened 0.75 and
-    0.99); without the skip gradient, 0.92 and 0.80 (one class at 64 passes: the 12-class runs are in docs/results.md,
-    where the skip gradient lifts Lite1's pictures most). Earlier recipes, on
+    0.99); without the skip gradient, 0.92 and 0.80 (one class at 64 passes: the 12-class runs
+    are in docs/results.md, where the skip gradient lifts Lite1's pictures most). Earlier recipes, on
     goldfish and Granny Smith together: before the averaged export, 0.75 and 0.64; at amplitude
     decay 1.5 without the exact views, 0.23 and 0.73; with a colour shift of 0.1, 0.55 and 0.66;
     the recipe before MACO (decay 1.0, contrast 1.7, lr 0.05) 0.037 and 0.003. A random picture
