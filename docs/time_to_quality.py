@@ -10,6 +10,7 @@ measurements are in ``docs/time-to-quality.json``). Needs matplotlib (``pip inst
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -19,17 +20,24 @@ matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt
 
 
+def plot_curves(axes, curves: dict[str, list[list[float]]]) -> list:
+    """One line per recipe on ``axes``, every one drawn (colours repeat past 20); the lines."""
+    colours = plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2]  # more than 10 lines
+    lines = []
+    for index, ((name, points), colour) in enumerate(zip(curves.items(), itertools.cycle(colours))):
+        passes, probability = zip(*sorted(points))
+        # The first entry (the recipe as shipped) as a star on top of the others.
+        style = {"marker": "*", "markersize": 14, "zorder": 5} if index == 0 else {"marker": "o"}
+        lines += axes.plot(passes, probability, label=name, color=colour, **style)
+    return lines
+
+
 def draw(curves: dict[str, list[list[float]]], output: Path, judge: str = "EfficientNet-Lite1") -> None:
     """One line per recipe: classifier passes per class (steps x views, log scale) against the
     judge's mean probability of the target class, in [0, 1]."""
     # Tall enough for the legend's two-line entries beside the axes.
     figure, axes = plt.subplots(figsize=(6.4, max(4.0, 0.38 * len(curves))), dpi=100)
-    colours = plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2]  # more than 10 lines
-    for index, ((name, points), colour) in enumerate(zip(curves.items(), colours)):
-        passes, probability = zip(*sorted(points))
-        # The first entry (the recipe as shipped) as a star on top of the others.
-        style = {"marker": "*", "markersize": 14, "zorder": 5} if index == 0 else {"marker": "o"}
-        axes.plot(passes, probability, label=name, color=colour, **style)
+    plot_curves(axes, curves)
     axes.set_xscale("log", base=2)
     axes.set_xlabel("classifier passes per class (steps x views)")
     axes.set_ylabel(f"{judge}: mean target probability")

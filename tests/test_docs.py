@@ -3,6 +3,7 @@ row for every option, recipes whose comments stay short, and the plot script tha
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import re
@@ -188,3 +189,22 @@ def test_time_to_quality_plot_is_drawn(tmp_path):
     with Image.open(output) as picture:
         assert picture.size == (640, 400)
         assert len(picture.convert("RGB").getcolors(1 << 24)) > 10  # lines and text, not a blank canvas
+
+
+def test_time_to_quality_plot_draws_every_curve():
+    """More curves than the palette's 20 colours: each is still drawn and in the legend (a ``zip``
+    with the palette once dropped the 21st silently)."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    spec = importlib.util.spec_from_file_location("time_to_quality", ROOT / "docs" / "time_to_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    curves = {f"recipe {i}": [[64, i / 30], [256, i / 25]] for i in range(25)}
+    figure, axes = plt.subplots()
+    try:
+        lines = module.plot_curves(axes, curves)
+        assert [line.get_label() for line in lines] == list(curves)
+        assert [line.get_label() for line in axes.legend().get_lines()] == list(curves)
+    finally:
+        plt.close(figure)
